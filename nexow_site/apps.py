@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NexowSiteConfig(AppConfig):
+    name = "nexow_site"
+    verbose_name = "Nexow platform"

@@ -1,0 +1,76 @@
+"""The Celery application, and the in-process worker thread of embedded mode.
+
+In services mode ``celery -A nexow_site worker`` and ``celery -A nexow_site beat`` run as separate
+processes on the Redis broker. In embedded mode the web process consumes the in-memory transport
+with a worker thread (and runs beat in a thread), so that tasks are real Celery tasks in both modes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexow_site.settings")
+
+app = Celery("nexow")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+logger = logging.getLogger("nexow.celery")
+
+
+@signals.before_task_publish.connect
+def _propagate_request_id(headers=None, **_):
+    # Infrastructure, not domain flow: carry the request id into the task's log lines.
+    from nexow_site.observability import request_id_var
+
+    if headers is not None:
+        headers.setdefault("nexow_request_id", request_id_var.get())
+
+
+@signals.task_prerun.connect
+def _adopt_request_id(task=None, **_):
+    from nexow_site.observability import request_id_var
+
+    rid = getattr(task.request, "nexow_request_id", None) if task else None
+    request_id_var.set(rid or (task.request.id if task else "-"))
+
+
+_embedded_lock = threading.Lock()
+_embedded_started = False
+
+
+def start_embedded_worker() -> None:
+    """Starts a worker thread (and a beat thread) consuming the in-memory transport, once."""
+    global _embedded_started
+    with _embedded_lock:
+        if _embedded_started:
+            return
+        _embedded_started = True
+
+    def run_worker() -> None:
+        worker = app.WorkController(
+            pool_cls="solo", concurrency=1, loglevel="INFO", hostname="embedded@nexow",
+            without_heartbeat=True, without_mingle=True, without_gossip=True,
+        )
+        try:
+            worker.start()
+        except Exception:  # noqa: BLE001 - a crashed thread must be visible in the log
+            logger.exception("embedded worker stopped")
+
+    def run_beat() -> None:
+        from celery.beat import EmbeddedService
+
+        service = EmbeddedService(app, thread=False)
+        try:
+            service.start()
+        except Exception:  # noqa: BLE001
+            logger.exception("embedded beat stopped")
+
+    threading.Thread(target=run_worker, name="celery-embedded-worker", daemon=True).start()
+    if os.environ.get("NEXOW_EMBEDDED_BEAT", "1") == "1":
+        threading.Thread(target=run_beat, name="celery-embedded-beat", daemon=True).start()
+    logger.info("embedded Celery worker and beat threads started")

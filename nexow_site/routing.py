@@ -1,0 +1,21 @@
+"""WebSocket routes. Each app contributes its own list; this module only collects them."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+# Apps that may define `websocket_urlpatterns` in their routing module.
+_APPS = ("accounts", "trading", "risk", "reporting")
+
+
+def websocket_urlpatterns() -> list:
+    patterns: list = []
+    for app in _APPS:
+        try:
+            module = import_module(f"{app}.routing")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{app}.routing":
+                raise
+            continue
+        patterns.extend(getattr(module, "websocket_urlpatterns", []))
+    return patterns
