@@ -61,16 +61,12 @@ def start_embedded_worker() -> None:
         except Exception:  # noqa: BLE001 - a crashed thread must be visible in the log
             logger.exception("embedded worker stopped")
 
-    def run_beat() -> None:
-        from celery.beat import EmbeddedService
-
-        service = EmbeddedService(app, thread=False)
-        try:
-            service.start()
-        except Exception:  # noqa: BLE001
-            logger.exception("embedded beat stopped")
-
     threading.Thread(target=run_worker, name="celery-embedded-worker", daemon=True).start()
     if os.environ.get("NEXOW_EMBEDDED_BEAT", "1") == "1":
-        threading.Thread(target=run_beat, name="celery-embedded-beat", daemon=True).start()
+        from celery.beat import EmbeddedService
+        from django.conf import settings
+
+        # A daemon thread running beat with the database scheduler (django-celery-beat).
+        EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler,
+                        schedule_filename=str(settings.VAR_DIR / "celerybeat-schedule")).start()
     logger.info("embedded Celery worker and beat threads started")
