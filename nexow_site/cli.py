@@ -85,7 +85,7 @@ def _process_specs(host: str, port: int) -> list[tuple[str, list[str]]]:
     py = sys.executable
     web = [py, "-m", "uvicorn", "nexow_site.asgi:application", "--host", host, "--port", str(port),
            "--lifespan", "off", "--timeout-graceful-shutdown", str(STOP_GRACE_SECONDS - 5),
-           "--no-access-log", "--ws", "websockets"]
+           "--no-access-log", "--ws", "auto"]
     if not settings.SERVICES_MODE:
         return [("web", web)]
     workers = os.environ.get("WEB_CONCURRENCY")

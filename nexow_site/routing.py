@@ -9,7 +9,9 @@ _APPS = ("accounts", "trading", "risk", "reporting")
 
 
 def websocket_urlpatterns() -> list:
-    patterns: list = []
+    from nexow_site.ws_routes import websocket_urlpatterns as platform_routes
+
+    patterns: list = list(platform_routes)
     for app in _APPS:
         try:
             module = import_module(f"{app}.routing")

@@ -78,7 +78,8 @@ SERVICES_MODE = bool(DATABASE_URL and REDIS_URL)
 RUN_MODE = "services" if SERVICES_MODE else "embedded"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin console (/console/) is Nexow's staff-and-MFA-only site, see nexow_site/admin_site.py.
+    "nexow_site.admin_site.NexowAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -93,13 +94,14 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "channels",
+    # Before allauth: accounts/templates overrides allauth's templates (sign-in pages in our layout).
+    "accounts",
     "allauth",
     "allauth.account",
     "allauth.mfa",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "nexow_site",
-    "accounts",
     "trading",
     "risk",
     "reporting",
@@ -118,6 +120,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.CurrentOrganizationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
@@ -137,6 +140,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.portal",
             ],
         },
     },
@@ -206,6 +210,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 EMBEDDED_WORKER = env.bool("NEXOW_EMBEDDED_WORKER", default=not SERVICES_MODE)
 
 # --- auth -----------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -229,6 +234,9 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# The operator may close self-service sign-up (invitations still work for existing accounts).
+NEXOW_SIGNUP_OPEN = env.bool("NEXOW_SIGNUP_OPEN", default=True)
 ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",
@@ -286,8 +294,16 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # API keys first: their 401 challenge ("Bearer") is what anonymous callers get.
+        "accounts.api.authentication.ApiKeyAuthentication",
+        "accounts.api.authentication.CsrfSessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.throttling.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env.str("API_RATE_KEY", default="1200/min"),
+        "user": env.str("API_RATE_USER", default="600/min"),
+        "anon": env.str("API_RATE_ANON", default="120/min"),
+    },
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +48,8 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, message: 
             last = predicate()
             if last:
                 return last
+        except RuntimeError:
+            raise  # a predicate's way of saying "this will never become true"
         except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
             last = exc
         time.sleep(interval)
@@ -56,6 +59,11 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, message: 
 def base_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "nexow_site.settings"})
+    from django.conf import settings
+
+    if settings.configured and "SECRET_KEY" not in env:
+        # Child processes must sign and read sessions exactly like the test process.
+        env["SECRET_KEY"] = settings.SECRET_KEY
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
 
@@ -82,7 +90,7 @@ def process(argv: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT):
 
 def web_server_argv(port: int) -> list[str]:
     return [PY, "-m", "uvicorn", "nexow_site.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--lifespan", "off", "--ws", "websockets"]
+            "--port", str(port), "--lifespan", "off", "--ws", "auto"]
 
 
 def worker_argv(name: str = "w1", queues: str = "default,sims,live,reports") -> list[str]:
@@ -120,10 +128,12 @@ class PrivateRedis:
 class PrivatePostgres:
     """A throw-away PostgreSQL cluster (initdb + pg_ctl) on its own port and socket directory."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self):
+        # Its own folder under the system temp dir: pytest's tmp_path is private to root, and the
+        # server runs as the postgres user.
+        self.workdir = Path(tempfile.mkdtemp(prefix="nexow-pg-"))
         self.port = free_port()
-        self.workdir = workdir
-        self.datadir = workdir / "pgdata"
+        self.datadir = self.workdir / "pgdata"
         bindir = Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
         self.initdb, self.pg_ctl = str(bindir / "initdb"), str(bindir / "pg_ctl")
         if not Path(self.initdb).exists():  # Debian keeps server binaries apart from pg_config's
@@ -141,7 +151,6 @@ class PrivatePostgres:
         return argv
 
     def init(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres", "postgres")
         subprocess.run(self._as_postgres([self.initdb, "-D", str(self.datadir), "-A", "trust",
@@ -156,7 +165,12 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         subprocess.run(self._as_postgres([self.pg_ctl, "-D", str(self.datadir), "-m", "fast", "-w",
-                                          "stop"]), check=False, stdout=subprocess.DEVNULL)
+                                          "stop"]), check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _tcp_open(port: int) -> bool:

@@ -1,0 +1,58 @@
+"""Live updates over Channels: group names, the registry of subscribable streams, broadcasting.
+
+The WebSocket is a notification path, never the source of truth (DESIGN.md): every event carries
+the sequence number of its stream, clients that see a gap re-fetch from REST, and a broadcast that
+fails (channel layer down) is logged and dropped rather than failing the work that produced it.
+
+Group names are explicit: ``org.<id>`` for organisation-wide events and ``<kind>.<id>`` for one
+object's stream (``simulation.42``). Apps register the kinds of stream a client may subscribe to,
+with the scope needed and how to check that an object belongs to the organisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger("nexow.realtime")
+
+
+def org_group(organization_id: int) -> str:
+    return f"org.{organization_id}"
+
+
+def stream_group(kind: str, object_id: int | str) -> str:
+    return f"{kind}.{object_id}"
+
+
+@dataclass(frozen=True)
+class StreamKind:
+    name: str
+    scope: str  # e.g. "simulations:read"
+    belongs_to: Callable[[int, str], bool]  # (organization_id, object_id) -> bool
+
+
+STREAM_KINDS: dict[str, StreamKind] = {}
+
+
+def register_stream(name: str, *, scope: str, belongs_to: Callable[[int, str], bool]) -> None:
+    STREAM_KINDS[name] = StreamKind(name, scope, belongs_to)
+
+
+def broadcast(groups: Iterable[str], event: dict) -> bool:
+    """Sends one event to each group; returns False (and logs) when the channel layer is down."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    message = {"type": "event.message", "event": event}
+    try:
+        for group in groups:
+            async_to_sync(layer.group_send)(group, message)
+    except Exception as exc:  # noqa: BLE001 - a lost notification is recovered by REST resync
+        logger.warning("live event not delivered (%s): %s", type(exc).__name__, event.get("type"))
+        return False
+    return True
