@@ -1,0 +1,1 @@
+"""The risk REST API under ``/api/v1/orgs/<org_slug>/risk/``."""
