@@ -3,3 +3,5 @@ from django.apps import AppConfig
 
 class ReportingConfig(AppConfig):
     name = "reporting"
+    verbose_name = "Reporting"
+    default_auto_field = "django.db.models.BigAutoField"
