@@ -232,3 +232,10 @@ def test_metric_invariants_hold_for_any_curve():
             assert np.sign(m["sharpe"]) == np.sign(m["sortino"]) or m["sharpe"] == 0
 
     check()
+
+
+def test_cagr_of_a_few_minute_bars_is_none_instead_of_overflowing():
+    # 4 one-minute bars up 2% annualise to 1.02 ** (525600 / 3): beyond any float.
+    assert mt.cagr(0.02, 3, 525_600) is None
+    # ...while an ordinary case is unchanged: +21% over two years is 10% a year.
+    assert mt.cagr(0.21, 504, 252) == pytest.approx(0.10)

@@ -205,7 +205,13 @@ def cagr(total_return: float, n_periods: int, ppy: float) -> float | None:
     if n_periods <= 0 or total_return <= -1:
         return None if n_periods <= 0 else -1.0
     years = n_periods / ppy
-    return float((1.0 + total_return) ** (1.0 / years) - 1.0)
+    # A short intraday run annualised can exceed the float range; that is "not meaningful",
+    # reported as None (the caller already flags short samples), never an OverflowError.
+    try:
+        value = math.exp(math.log1p(total_return) / years) - 1.0
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def probabilistic_sharpe_ratio(returns: np.ndarray, benchmark_sharpe: float = 0.0) -> float | None:

@@ -1,0 +1,1 @@
+"""Tests of the trading engine (pure Python, no database)."""
