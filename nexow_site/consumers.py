@@ -29,20 +29,15 @@ MAX_SUBSCRIPTIONS = 200
 @database_sync_to_async
 def _resolve_access(user, api_key, slug: str) -> tuple[int, frozenset[str]] | None:
     """(organisation id, the caller's scopes there), or None when not a member / key of it."""
-    from accounts.models import Membership
-    from accounts.permissions import expand_scopes, scopes_for_role
+    from accounts.selectors import caller_for, organization_get_active
 
-    membership = (Membership.objects.select_related("organization")
-                  .filter(user=user, organization__slug=slug,
-                          organization__deleted_at__isnull=True).first())
-    if membership is None:
+    organization = organization_get_active(slug=slug)
+    if organization is None:
         return None
-    scopes = scopes_for_role(membership.role)
-    if api_key is not None:
-        if api_key.organization_id != membership.organization_id:
-            return None
-        scopes = scopes & expand_scopes(api_key.scopes)
-    return membership.organization_id, frozenset(scopes)
+    caller = caller_for(user=user, organization=organization, api_key=api_key)
+    if caller is None:
+        return None
+    return organization.pk, frozenset(caller.scopes)
 
 
 @database_sync_to_async

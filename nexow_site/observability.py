@@ -25,6 +25,14 @@ _SECRET_PATTERNS = [
 ]
 
 
+# Paths that carry a one-time token (invitation links, unsubscribe links).
+_TOKEN_PATH = re.compile(r"(/(?:invitations|unsubscribe)/)[^/]+")
+
+
+def redact_path(path: str) -> str:
+    return _TOKEN_PATH.sub(r"\1[REDACTED]", path)
+
+
 def redact(text: str) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
@@ -58,7 +66,8 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = rid
         if request.path not in ("/healthz", "/readyz"):
-            access_logger.info("%s %s %s %.1fms", request.method, request.path, response.status_code,
+            access_logger.info("%s %s %s %.1fms", request.method, redact_path(request.path),
+                               response.status_code,
                                (time.perf_counter() - started) * 1000)
         return response
 

@@ -13,6 +13,9 @@ import shutil
 
 import pytest
 
+# Shared fixtures (organisations, members of each role, API keys) for every app's tests.
+pytest_plugins = ["tests.fixtures_accounts"]
+
 SERVICES_ON = os.environ.get("NEXOW_TEST_SERVICES") == "1"
 REQUIRE_SERVICES = os.environ.get("NEXOW_REQUIRE_SERVICES") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -29,6 +29,14 @@ def test_secrets_are_redacted_before_any_handler_sees_them():
         assert redact(raw) == expected
 
 
+def test_one_time_tokens_in_paths_are_redacted():
+    from nexow_site.observability import redact_path
+
+    assert redact_path("/api/v1/invitations/abcDEF123/accept/") == "/api/v1/invitations/[REDACTED]/accept/"
+    assert redact_path("/reports/unsubscribe/tok.en-1/") == "/reports/unsubscribe/[REDACTED]/"
+    assert redact_path("/api/v1/orgs/acme/members/") == "/api/v1/orgs/acme/members/"
+
+
 def test_redaction_filter_rewrites_the_record(caplog):
     record = logging.LogRecord("nexow.test", logging.INFO, __file__, 1, "token=%s", ("tok_123",), None)
     RedactSecretsFilter().filter(record)

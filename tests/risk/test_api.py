@@ -175,8 +175,8 @@ def test_the_limit_list_takes_a_fixed_number_of_queries(org, django_assert_max_n
 
 # --- kill switch ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN])
-def test_owners_and_admins_trip_the_switch(org, role):
+@pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN, Role.TRADER, Role.COMPLIANCE])
+def test_owners_admins_traders_and_compliance_trip_the_switch(org, role):
     resp = _client(org, role).post(_url("kill-switch", org), {"reason": "exchange outage"},
                                    format="json")
     assert resp.status_code == 200, resp.content

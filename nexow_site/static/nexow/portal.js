@@ -1,0 +1,325 @@
+/* Nexow portal behaviour: theme toggle, navigation drawer, flash messages, live simulation
+   updates over the organisation WebSocket (with gap detection and REST catch-up) and the plotly
+   charts. Loaded as a static file: the Content-Security-Policy forbids inline scripts. */
+(function () {
+  "use strict";
+
+  var root = document.documentElement;
+  var THEME_KEY = "nexow.theme";
+  var darkQuery = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+
+  function currentTheme() {
+    var chosen = root.getAttribute("data-theme");
+    if (chosen === "light" || chosen === "dark") { return chosen; }
+    return darkQuery && darkQuery.matches ? "dark" : "light";
+  }
+
+  function labelThemeToggles() {
+    var next = currentTheme() === "dark" ? "light" : "dark";
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
+      button.setAttribute("aria-label", "Switch to " + next + " theme");
+      button.setAttribute("data-current", currentTheme());
+    });
+  }
+
+  function setTheme(theme) {
+    root.setAttribute("data-theme", theme);
+    try { window.localStorage.setItem(THEME_KEY, theme); } catch (e) { /* not stored */ }
+    labelThemeToggles();
+    document.dispatchEvent(new CustomEvent("nexow:themechange", {detail: {theme: theme}}));
+  }
+
+  function bindChrome(scope) {
+    scope.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
+      if (button.dataset.bound) { return; }
+      button.dataset.bound = "1";
+      button.addEventListener("click", function () {
+        setTheme(currentTheme() === "dark" ? "light" : "dark");
+      });
+    });
+    scope.querySelectorAll(".nav-toggle").forEach(function (button) {
+      if (button.dataset.bound) { return; }
+      button.dataset.bound = "1";
+      button.addEventListener("click", function () {
+        var nav = document.getElementById(button.getAttribute("aria-controls"));
+        var open = button.getAttribute("aria-expanded") !== "true";
+        button.setAttribute("aria-expanded", open ? "true" : "false");
+        if (nav) { nav.classList.toggle("open", open); }
+      });
+    });
+    scope.querySelectorAll("[data-dismiss]").forEach(function (button) {
+      if (button.dataset.bound) { return; }
+      button.dataset.bound = "1";
+      button.addEventListener("click", function () {
+        var item = button.closest("li, .alert");
+        if (item) { item.remove(); }
+      });
+    });
+    scope.querySelectorAll("form[data-autosubmit] select").forEach(function (select) {
+      if (select.dataset.bound) { return; }
+      select.dataset.bound = "1";
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+    scope.querySelectorAll("form[data-autosubmit] button[type=submit]").forEach(function (b) {
+      b.classList.add("no-js-only");
+    });
+    scope.querySelectorAll("[data-kind-switch]").forEach(function (select) {
+      if (select.dataset.bound) { return; }
+      select.dataset.bound = "1";
+      select.addEventListener("change", function () {
+        var url = new URL(window.location.href);
+        url.searchParams.set("kind", select.value);
+        window.location.assign(url.toString());
+      });
+    });
+  }
+
+  /* ---------------------------------------------------------------- charts (plotly.js) --- */
+
+  function cssVar(name) {
+    return getComputedStyle(root).getPropertyValue(name).trim();
+  }
+
+  function baseLayout(extra) {
+    var layout = {
+      paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "rgba(0,0,0,0)",
+      font: {color: cssVar("--ink"), family: "system-ui, sans-serif", size: 12},
+      margin: {l: 56, r: 16, t: 16, b: 40},
+      xaxis: {gridcolor: cssVar("--line"), zerolinecolor: cssVar("--line")},
+      yaxis: {gridcolor: cssVar("--line"), zerolinecolor: cssVar("--line")},
+      showlegend: false,
+      hovermode: "x unified"
+    };
+    return Object.assign(layout, extra || {});
+  }
+
+  function readJson(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  var builders = {
+    candles: function (d) {
+      return {
+        data: [
+          {type: "candlestick", x: d.x, open: d.open, high: d.high, low: d.low, close: d.close,
+           name: d.symbol, xaxis: "x", yaxis: "y",
+           increasing: {line: {color: cssVar("--up")}}, decreasing: {line: {color: cssVar("--down")}}},
+          {type: "bar", x: d.x, y: d.volume, name: "Volume", xaxis: "x", yaxis: "y2",
+           marker: {color: cssVar("--muted"), opacity: 0.5}}
+        ],
+        layout: baseLayout({
+          grid: {rows: 2, columns: 1, roworder: "top to bottom"},
+          xaxis: {rangeslider: {visible: false}, gridcolor: cssVar("--line"), anchor: "y2"},
+          yaxis: {domain: [0.3, 1], gridcolor: cssVar("--line"), title: {text: "Price"}},
+          yaxis2: {domain: [0, 0.22], gridcolor: cssVar("--line"), title: {text: "Volume"}}
+        })
+      };
+    },
+    line: function (d) {
+      var series = d.series || [{x: d.x, y: d.y, name: d.name}];
+      return {
+        data: series.map(function (s, i) {
+          return {type: "scatter", mode: "lines", x: s.x, y: s.y, name: s.name,
+                  fill: d.fill || "none",
+                  line: {width: 1.6, color: i === 0 ? cssVar(d.color || "--accent") : undefined}};
+        }),
+        layout: baseLayout({showlegend: series.length > 1,
+                            legend: {orientation: "h", y: -0.2},
+                            yaxis: {gridcolor: cssVar("--line"), tickformat: d.tickformat || "",
+                                    title: {text: d.ytitle || ""}}})
+      };
+    },
+    heatmap: function (d) {
+      return {
+        data: [{type: "heatmap", x: d.months, y: d.years, z: d.z, text: d.text,
+                texttemplate: "%{text}", hoverongaps: false, zmid: 0,
+                colorscale: [[0, cssVar("--down")], [0.5, cssVar("--paper")], [1, cssVar("--up")]],
+                showscale: false}],
+        layout: baseLayout({yaxis: {type: "category", autorange: "reversed", showgrid: false},
+                            xaxis: {type: "category", side: "top", showgrid: false},
+                            margin: {l: 56, r: 16, t: 32, b: 16}, hovermode: "closest"})
+      };
+    }
+  };
+
+  function drawChart(el) {
+    if (!window.Plotly) { return; }
+    var data = readJson(el.getAttribute("data-chart-source"));
+    var build = builders[el.getAttribute("data-chart")];
+    if (!data || !build) { return; }
+    var figure = build(data);
+    window.Plotly.react(el, figure.data, figure.layout,
+                        {responsive: true, displaylogo: false, displayModeBar: false});
+    el.dataset.drawn = "1";
+  }
+
+  function initCharts(scope) {
+    scope.querySelectorAll("[data-chart]:not([data-drawn])").forEach(drawChart);
+  }
+
+  document.addEventListener("nexow:themechange", function () {
+    document.querySelectorAll("[data-chart][data-drawn]").forEach(drawChart);
+  });
+  if (darkQuery && darkQuery.addEventListener) {
+    darkQuery.addEventListener("change", function () {
+      labelThemeToggles();
+      document.querySelectorAll("[data-chart][data-drawn]").forEach(drawChart);
+    });
+  }
+
+  /* ------------------------------------------------ live simulations over the WebSocket --- */
+
+  var FINISHED = {succeeded: true, failed: true, cancelled: true};
+
+  function Live(org) {
+    this.org = org;
+    this.streams = {};   /* simulation id -> last applied seq */
+    this.socket = null;
+    this.delay = 1000;
+    this.catchingUp = {};
+  }
+
+  Live.prototype.watch = function (simId, seq) {
+    var known = this.streams[simId];
+    if (known === undefined || seq > known) { this.streams[simId] = seq; }
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) { this.subscribe(simId); }
+    else if (!this.socket) { this.connect(); }
+  };
+
+  Live.prototype.subscribe = function (simId) {
+    this.socket.send(JSON.stringify({action: "subscribe", stream: "simulation." + simId}));
+  };
+
+  Live.prototype.connect = function () {
+    var self = this;
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/ws/v1/orgs/" + this.org + "/");
+    this.socket = socket;
+    socket.addEventListener("open", function () {
+      self.delay = 1000;
+      Object.keys(self.streams).forEach(function (id) {
+        self.subscribe(id);
+        self.catchUp(id); /* anything missed while disconnected */
+      });
+    });
+    socket.addEventListener("message", function (msg) {
+      var event;
+      try { event = JSON.parse(msg.data); } catch (e) { return; }
+      if (event.simulation === undefined || event.seq === undefined) { return; }
+      self.receive(String(event.simulation), event);
+    });
+    socket.addEventListener("close", function (closed) {
+      self.socket = null;
+      if (closed.code === 4401 || closed.code === 4404) { return; } /* signed out / no access */
+      if (!Object.keys(self.streams).length) { return; }
+      window.setTimeout(function () { self.connect(); }, self.delay);
+      self.delay = Math.min(self.delay * 2, 30000);
+    });
+  };
+
+  Live.prototype.receive = function (simId, event) {
+    var last = this.streams[simId];
+    if (last === undefined || event.seq <= last) { return; }     /* unknown or already seen */
+    if (event.seq > last + 1) { this.catchUp(simId); return; }   /* a gap: re-fetch from REST */
+    this.streams[simId] = event.seq;
+    applyEvent(simId, event);
+  };
+
+  Live.prototype.catchUp = function (simId) {
+    var self = this;
+    if (this.catchingUp[simId]) { return; }
+    this.catchingUp[simId] = true;
+    var url = "/api/v1/orgs/" + this.org + "/simulations/" + simId + "/events/?since=" +
+      this.streams[simId];
+    window.fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
+      .then(function (response) { return response.ok ? response.json() : {events: []}; })
+      .then(function (page) {
+        (page.events || []).forEach(function (event) {
+          if (event.seq === self.streams[simId] + 1) {
+            self.streams[simId] = event.seq;
+            applyEvent(simId, Object.assign({}, event.payload || {}, event));
+          }
+        });
+      })
+      .catch(function () { /* the next event or reconnect tries again */ })
+      .then(function () { self.catchingUp[simId] = false; });
+  };
+
+  function applyEvent(simId, event) {
+    var status = event.status;
+    var progress = typeof event.progress === "number" ? event.progress : null;
+    document.querySelectorAll('[data-sim="' + simId + '"]').forEach(function (el) {
+      if (progress !== null) {
+        var pct = Math.round(progress * 100);
+        var bar = el.querySelector("progress");
+        if (bar) { bar.value = pct; bar.textContent = pct + "%"; }
+        var label = el.querySelector("[data-progress-label]");
+        if (label) { label.textContent = pct + "%"; }
+      }
+      if (status) {
+        el.querySelectorAll("[data-sim-status]").forEach(function (badge) {
+          badge.textContent = status;
+          badge.className = "badge status-" + status;
+        });
+        el.setAttribute("data-status", status);
+      }
+      el.setAttribute("data-seq", String(event.seq));
+    });
+    document.dispatchEvent(new CustomEvent("nexow:simulation", {detail: {id: simId, event: event}}));
+    if (status && FINISHED[status]) { onFinished(simId); }
+  }
+
+  function onFinished(simId) {
+    document.querySelectorAll('[data-sim="' + simId + '"][data-finish-url]').forEach(function (el) {
+      var target = document.querySelector(el.getAttribute("data-finish-target"));
+      if (window.htmx && target) {
+        window.htmx.ajax("GET", el.getAttribute("data-finish-url"), {target: target, swap: "outerHTML"});
+      }
+    });
+  }
+
+  /* The equity curve that grows while a run is in progress. */
+  document.addEventListener("nexow:simulation", function (e) {
+    var chart = document.querySelector('[data-live-equity="' + e.detail.id + '"]');
+    var event = e.detail.event;
+    if (!chart || !window.Plotly || typeof event.equity !== "number") { return; }
+    if (!chart.dataset.drawn) {
+      window.Plotly.newPlot(chart, [{type: "scatter", mode: "lines", x: [], y: [],
+                                     line: {width: 1.6, color: cssVar("--accent")}}],
+                            baseLayout({xaxis: {title: {text: "Bar"}, gridcolor: cssVar("--line")}}),
+                            {responsive: true, displaylogo: false, displayModeBar: false});
+      chart.dataset.drawn = "1";
+      var empty = chart.parentNode.querySelector("[data-live-empty]");
+      if (empty) { empty.remove(); }
+    }
+    window.Plotly.extendTraces(chart, {x: [[event.bar || 0]], y: [[event.equity]]}, [0]);
+  });
+
+  var live = null;
+
+  function bindLive(scope) {
+    var nodes = scope.querySelectorAll("[data-sim][data-org]");
+    nodes.forEach(function (el) {
+      var status = el.getAttribute("data-status");
+      if (status && FINISHED[status]) { return; }
+      if (!live) { live = new Live(el.getAttribute("data-org")); }
+      live.watch(el.getAttribute("data-sim"), parseInt(el.getAttribute("data-seq") || "0", 10));
+    });
+  }
+
+  function init(scope) {
+    bindChrome(scope);
+    initCharts(scope);
+    bindLive(scope);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    labelThemeToggles();
+    init(document);
+  });
+    /* Swapped fragments (results panel, trades pages) may bring charts and live rows. */
+  document.addEventListener("htmx:afterSettle", function () { init(document); });
+  window.nexow = {setTheme: setTheme, currentTheme: currentTheme};
+})();
