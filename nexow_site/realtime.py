@@ -49,9 +49,14 @@ def broadcast(groups: Iterable[str], event: dict) -> bool:
     if layer is None:
         return False
     message = {"type": "event.message", "event": event}
-    try:
+
+    async def send_all() -> None:
         for group in groups:
-            async_to_sync(layer.group_send)(group, message)
+            await layer.group_send(group, message)
+
+    try:
+        # One trip into the event loop for every group: async_to_sync costs milliseconds a call.
+        async_to_sync(send_all)()
     except Exception as exc:  # noqa: BLE001 - a lost notification is recovered by REST resync
         logger.warning("live event not delivered (%s): %s", type(exc).__name__, event.get("type"))
         return False

@@ -205,6 +205,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Queues: "sims" for simulations and analyses, "live" for deployments, "reports" for report
+# generation and e-mail, "default" for the rest. Workers without -Q consume all of them (the
+# embedded worker thread does), so every queue is declared here.
+CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name}
+                      for name in ("default", "sims", "live", "reports")}
+CELERY_TASK_ROUTES = {
+    "trading.run_simulation": {"queue": "sims"},
+    "trading.analysis_child": {"queue": "sims"},
+    "trading.analysis_aggregate": {"queue": "sims"},
+    "trading.sweep_simulations": {"queue": "default"},
+    "reporting.*": {"queue": "reports"},
+    "risk.*": {"queue": "default"},
+}
+# django-celery-beat's DatabaseScheduler copies this into its PeriodicTask table when beat starts.
+CELERY_BEAT_SCHEDULE = {
+    "trading.sweep_simulations": {"task": "trading.sweep_simulations", "schedule": 60.0,
+                                  "options": {"queue": "default", "expires": 55}},
+    "risk.sweep_alerts": {"task": "risk.sweep_alerts", "schedule": 300.0,
+                          "options": {"queue": "default", "expires": 290}},
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # In embedded mode the web process runs a worker thread; NEXOW_EMBEDDED_WORKER=0 turns it off.

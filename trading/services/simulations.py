@@ -1,0 +1,537 @@
+"""Simulations as a service: create (with limits), dispatch fairly, execute, cancel, re-run,
+sweep stale runs.
+
+State machine: ``queued → running → succeeded | failed | cancelled`` (a run whose worker died is
+put back to ``queued`` by the sweeper, or failed after `NEXOW_SIM_MAX_ATTEMPTS`).
+
+Fair share: a new run is only *queued* in the database. `simulation_dispatch` hands at most
+``NEXOW_SIM_MAX_RUNNING_PER_ORG`` runs of one organisation to the broker at a time, oldest first,
+and is called again whenever one of that organisation's runs finishes; so one organisation's 200
+queued runs occupy at most that many worker slots and another organisation's run is never behind
+more than those in the broker's FIFO queue.
+
+Execution (`simulation_execute`, called by the Celery task with the simulation id) is idempotent:
+it locks the row, returns at once if the run is finished or alive elsewhere, marks it running
+(attempts + 1, a fresh attempt token), runs the engine outside any transaction with a throttled
+progress callback (which also beats the heartbeat and checks for cancellation), and stores the
+results, the trades and the ``simulation.completed`` event in ONE transaction after checking that
+its attempt still owns the run. A task re-delivered after a worker was killed mid-run therefore
+runs from scratch and the result is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import Organization, User
+from nexow_site.errors import ApplicationError, Conflict, RateLimited, TooLarge
+from trading.engine.backtest import BacktestResult, run_backtest
+from trading.engine.fingerprint import clean
+from trading.marketdata import bars_load
+from trading.models import (
+    FINISHED,
+    Bar,
+    Dataset,
+    Instrument,
+    RunStatus,
+    Simulation,
+    SimulationResult,
+    SimulationTrade,
+    StrategyVersion,
+)
+from trading.services import results as packing
+from trading.services.events import simulation_event_append
+from trading.services.limits import limit
+from trading.services.strategies import backtest_config, config_validate, engine_strategy
+
+logger = logging.getLogger("nexow.trading.simulations")
+
+PROGRESS_INTERVAL = 0.25  # seconds between progress events: a few per second, never per bar
+HEARTBEAT_INTERVAL = 5.0  # seconds between heartbeats while the engine computes
+
+
+class SimulationCancelled(Exception):
+    """Raised inside the engine's callback when a cancel was requested."""
+
+
+class AttemptSuperseded(Exception):
+    """Raised when another attempt took the run over (this one's worker was presumed dead)."""
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def simulation_instruments(*, simulation: Simulation) -> list[Instrument]:
+    """The instruments a run trades: the version's universe within the dataset, else all."""
+    return _instruments(simulation.dataset, simulation.strategy_version)
+
+
+def _instruments(dataset: Dataset, version: StrategyVersion) -> list[Instrument]:
+    instruments = list(dataset.instruments.order_by("symbol"))
+    if version.universe:
+        by_symbol = {i.symbol: i for i in instruments}
+        missing = [s for s in version.universe if s not in by_symbol]
+        if missing:
+            raise ApplicationError(
+                "The strategy's universe names symbols the dataset does not have.",
+                fields={"dataset": [f"No bars for: {', '.join(missing)}."]})
+        instruments = [by_symbol[s] for s in version.universe]
+    return instruments
+
+
+def _run_size(dataset: Dataset, instruments: list[Instrument], start, end) -> int:
+    """bars × symbols of the run (the number of bar rows it reads)."""
+    if start is None and end is None and len(instruments) == dataset.instruments.count():
+        return dataset.rows
+    qs = Bar.objects.filter(dataset=dataset, instrument__in=instruments)
+    if start is not None:
+        qs = qs.filter(ts__gte=start)
+    if end is not None:
+        qs = qs.filter(ts__lte=end)
+    return qs.count()
+
+
+def _default_calendar(instruments: list[Instrument]) -> str:
+    # Annualise as 24/7 only when every instrument trades around the clock.
+    return "24/7" if instruments and all(i.calendar == "24/7" for i in instruments) else "exchange"
+
+
+def _lock_org(organization_id: int) -> None:
+    # Serialises admission and dispatch per organisation (a no-op on SQLite, whose writes are
+    # serialised anyway).
+    Organization.objects.select_for_update().filter(pk=organization_id).first()
+
+
+# --- create, dispatch --------------------------------------------------------------------------
+
+def simulation_create(*, organization: Organization, actor: User | None,
+                      strategy_version: StrategyVersion, dataset: Dataset,
+                      period_start=None, period_end=None, config: dict[str, Any] | None = None,
+                      rerun_of: Simulation | None = None, request=None) -> Simulation:
+    if strategy_version.strategy.organization_id != organization.pk:
+        raise ApplicationError("Unknown strategy version.",
+                               fields={"strategy_version": ["Not found."]})
+    if dataset.organization_id not in (None, organization.pk):
+        raise ApplicationError("Unknown dataset.", fields={"dataset": ["Not found."]})
+    if period_start and period_end and period_start > period_end:
+        raise ApplicationError("The period ends before it starts.",
+                               fields={"period_end": ["Must be after period_start."]})
+    config = config_validate(config)
+    instruments = _instruments(dataset, strategy_version)
+    size = _run_size(dataset, instruments, period_start, period_end)
+    max_size = limit("NEXOW_SIM_MAX_SIZE")
+    if size > max_size:
+        raise TooLarge(f"This run reads {size} bars × symbols; the limit per run is {max_size}.",
+                       fields={"dataset": [f"At most {max_size} bars × symbols per run."]})
+    if size == 0:
+        raise ApplicationError("The dataset has no bars in this period.",
+                               fields={"period_start": ["No bars in the period."]})
+    with transaction.atomic():
+        _lock_org(organization.pk)
+        active = Simulation.objects.filter(
+            organization=organization, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
+        max_active = limit("NEXOW_SIM_MAX_ACTIVE_PER_ORG")
+        if active >= max_active:
+            raise RateLimited(
+                f"Your organisation has {active} simulations queued or running (the limit is "
+                f"{max_active}); retry when some have finished.",
+                headers={"Retry-After": str(max(5, limit("NEXOW_SIM_STALE_SECONDS") // 4))})
+        sim = Simulation.objects.create(
+            organization=organization, strategy_version=strategy_version, dataset=dataset,
+            period_start=period_start, period_end=period_end, config=config, size=size,
+            created_by=actor, rerun_of=rerun_of)
+        simulation_event_append(simulation_id=sim.pk, organization_id=organization.pk,
+                                type="simulation.queued", payload={"status": sim.status,
+                                                                   "progress": 0.0})
+        audit_record(organization=organization, actor=actor,
+                     action="simulation.rerun" if rerun_of else "simulation.created",
+                     target=sim, request=request,
+                     metadata={"strategy_version": strategy_version.pk, "dataset": dataset.pk,
+                               "size": size, "rerun_of": rerun_of.pk if rerun_of else None})
+        _dispatch_locked(organization.pk)
+    return sim
+
+
+def simulation_rerun(*, simulation: Simulation, actor: User | None, request=None) -> Simulation:
+    """A new run of the same version on the same data, period and configuration."""
+    return simulation_create(
+        organization=simulation.organization, actor=actor,
+        strategy_version=simulation.strategy_version, dataset=simulation.dataset,
+        period_start=simulation.period_start, period_end=simulation.period_end,
+        config=simulation.config, rerun_of=simulation, request=request)
+
+
+def _enqueue(simulation_id: int) -> None:
+    from trading.tasks import run_simulation
+
+    run_simulation.apply_async(args=[simulation_id])
+
+
+def _dispatch_locked(organization_id: int) -> list[int]:
+    """Hand queued runs to the broker up to the organisation's running limit (the caller holds
+    the organisation's lock and a transaction); the messages leave on commit."""
+    in_flight = Simulation.objects.filter(
+        organization_id=organization_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING),
+        dispatched_at__isnull=False).count()
+    free = limit("NEXOW_SIM_MAX_RUNNING_PER_ORG") - in_flight
+    if free <= 0:
+        return []
+    ids = list(Simulation.objects.filter(
+        organization_id=organization_id, status=RunStatus.QUEUED, dispatched_at__isnull=True)
+        .order_by("created_at", "id").values_list("id", flat=True)[:free])
+    if ids:
+        Simulation.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+        for sim_id in ids:
+            transaction.on_commit(lambda sim_id=sim_id: _enqueue(sim_id))
+    return ids
+
+
+def simulation_dispatch(*, organization_id: int) -> list[int]:
+    """Admit the organisation's next queued runs if it has free running slots."""
+    with transaction.atomic():
+        _lock_org(organization_id)
+        return _dispatch_locked(organization_id)
+
+
+# --- cancel ------------------------------------------------------------------------------------
+
+def simulation_cancel(*, simulation: Simulation, actor: User | None, request=None) -> Simulation:
+    with transaction.atomic():
+        sim = Simulation.objects.select_for_update().get(pk=simulation.pk)
+        if sim.status in FINISHED:
+            raise Conflict(f"The simulation has already {sim.status}.")
+        audit_record(organization=sim.organization, actor=actor, action="simulation.cancelled",
+                     target=sim, request=request, metadata={"status_before": sim.status})
+        if sim.status == RunStatus.QUEUED:
+            sim.status = RunStatus.CANCELLED
+            sim.cancel_requested = True
+            sim.finished_at = timezone.now()
+            sim.save(update_fields=["status", "cancel_requested", "finished_at"])
+            simulation_event_append(simulation_id=sim.pk, organization_id=sim.organization_id,
+                                    type="simulation.cancelled",
+                                    payload={"status": sim.status, "progress": sim.progress})
+            _lock_org(sim.organization_id)
+            _dispatch_locked(sim.organization_id)
+        else:
+            # The running attempt sees the flag at its next progress point.
+            sim.cancel_requested = True
+            sim.save(update_fields=["cancel_requested"])
+    return sim
+
+
+# --- execution ---------------------------------------------------------------------------------
+
+@dataclass
+class _Progress:
+    simulation_id: int
+    organization_id: int
+    token: str
+    n_bars: int = 0
+    fraction: float = 0.0
+    bar: int = 0
+    equity: float | None = None
+    last_flush: float = field(default_factory=time.monotonic)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "progress":
+            self.fraction = float(event["fraction"])
+            self.bar = int(event["bar"])
+        elif kind == "equity":
+            self.equity = float(event["equity"])
+            now = time.monotonic()
+            if now - self.last_flush >= PROGRESS_INTERVAL and self.fraction < 1.0:
+                self.last_flush = now
+                self.flush()
+
+    def flush(self) -> None:
+        with transaction.atomic():
+            row = (Simulation.objects.select_for_update()
+                   .only("attempt_token", "cancel_requested", "status")
+                   .get(pk=self.simulation_id))
+            if row.attempt_token != self.token or row.status != RunStatus.RUNNING:
+                raise AttemptSuperseded()
+            if row.cancel_requested:
+                raise SimulationCancelled()
+            Simulation.objects.filter(pk=self.simulation_id).update(
+                heartbeat_at=timezone.now(), progress=self.fraction)
+            simulation_event_append(
+                simulation_id=self.simulation_id, organization_id=self.organization_id,
+                type="simulation.progress",
+                payload={"status": RunStatus.RUNNING, "progress": round(self.fraction, 4),
+                         "bar": self.bar, "equity": self.equity})
+
+
+class _Heartbeat:
+    """Beats ``heartbeat_at`` from a thread while the engine computes between progress points
+    (loading data, computing signals), so the sweeper only sees stale runs whose worker died."""
+
+    def __init__(self, simulation_id: int, token: str) -> None:
+        self.simulation_id, self.token = simulation_id, token
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{simulation_id}",
+                                       daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.wait(HEARTBEAT_INTERVAL):
+                Simulation.objects.filter(pk=self.simulation_id, attempt_token=self.token,
+                                          status=RunStatus.RUNNING).update(
+                    heartbeat_at=timezone.now())
+        except Exception:  # noqa: BLE001 - a missed beat is tolerated; the sweeper has margin
+            logger.warning("heartbeat of simulation %s failed", self.simulation_id, exc_info=True)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=HEARTBEAT_INTERVAL + 5)
+
+
+def _begin(simulation_id: int, task_id: str) -> tuple[Simulation, str] | None:
+    """Lock the row and take the run for this attempt; None when there is nothing to do."""
+    stale = timezone.now() - timedelta(seconds=limit("NEXOW_SIM_STALE_SECONDS"))
+    with transaction.atomic():
+        sim = (Simulation.objects.select_for_update().filter(pk=simulation_id).first())
+        if sim is None or sim.status in FINISHED:
+            return None
+        if sim.status == RunStatus.RUNNING and sim.task_id != task_id and (
+                sim.heartbeat_at is not None and sim.heartbeat_at > stale):
+            return None  # alive under another message; a duplicate delivery does nothing
+        if sim.cancel_requested:
+            _finish_cancelled(sim)
+            return None
+        token = uuid.uuid4().hex
+        now = timezone.now()
+        restarted = sim.status == RunStatus.RUNNING
+        sim.status = RunStatus.RUNNING
+        sim.attempts += 1
+        sim.attempt_token = token
+        sim.task_id = task_id[:64]
+        sim.heartbeat_at = now
+        sim.started_at = sim.started_at or now
+        sim.progress = 0.0
+        sim.error = ""
+        if sim.dispatched_at is None:
+            sim.dispatched_at = now
+        sim.save(update_fields=["status", "attempts", "attempt_token", "task_id", "heartbeat_at",
+                                "started_at", "progress", "error", "dispatched_at"])
+        simulation_event_append(simulation_id=sim.pk, organization_id=sim.organization_id,
+                                type="simulation.started",
+                                payload={"status": sim.status, "attempt": sim.attempts,
+                                         "restarted": restarted, "progress": 0.0})
+    return sim, token
+
+
+def _finish_cancelled(sim: Simulation) -> None:
+    sim.status = RunStatus.CANCELLED
+    sim.finished_at = timezone.now()
+    sim.save(update_fields=["status", "finished_at"])
+    simulation_event_append(simulation_id=sim.pk, organization_id=sim.organization_id,
+                            type="simulation.cancelled",
+                            payload={"status": sim.status, "progress": sim.progress})
+    _lock_org(sim.organization_id)
+    _dispatch_locked(sim.organization_id)
+
+
+def _owned(simulation_id: int, token: str) -> Simulation | None:
+    sim = Simulation.objects.select_for_update().filter(pk=simulation_id).first()
+    if sim is None or sim.attempt_token != token or sim.status != RunStatus.RUNNING:
+        return None
+    return sim
+
+
+def _store(sim: Simulation, result: BacktestResult) -> None:
+    ts, eq = result.timestamps, result.equity
+    fills = result.fills
+    SimulationResult.objects.create(
+        simulation=sim, n_points=len(eq), timestamps_blob=packing.pack_timestamps(ts),
+        equity_blob=packing.pack(eq, "<f8"), fills_blob=packing.pack(fills, "<f8"),
+        fills_shape=list(fills.shape), symbols=list(result.symbols),
+        summary=clean({"final_equity": result.final_equity, "cash": result.cash,
+                       "positions": result.positions, "fingerprint": result.fingerprint,
+                       "dropped_orders": result.dropped_orders,
+                       "rejections": [r.to_dict() for r in result.rejections]}))
+    _store_trades(sim, result)
+
+
+_TRADE_COLUMNS = ("simulation_id", "index", "symbol", "side", "entry_time", "entry_price",
+                  "exit_time", "exit_price", "quantity", "pnl", "fees")
+
+
+def _store_trades(sim: Simulation, result: BacktestResult) -> None:
+    trades = result.trades
+    if not trades:
+        return
+    ts = result.timestamps
+    entry = pd.to_datetime(ts[[t.entry_bar for t in trades]], utc=True).to_pydatetime()
+    exit_bars = [t.exit_bar for t in trades]
+    exits = pd.to_datetime(ts[[b if b is not None else 0 for b in exit_bars]],
+                           utc=True).to_pydatetime()
+    rows = [(sim.pk, i, t.symbol, "long" if t.side > 0 else "short", entry[i],
+             float(t.entry_price), None if t.exit_bar is None else exits[i],
+             None if t.exit_price is None else float(t.exit_price), float(t.quantity),
+             float(t.pnl), float(t.fees)) for i, t in enumerate(trades)]
+    if connection.vendor == "postgresql":
+        # COPY: tens of thousands of trades in well under a second (INSERTs take many).
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                f"COPY {SimulationTrade._meta.db_table} ({', '.join(_TRADE_COLUMNS)}) "
+                "FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        SimulationTrade.objects.bulk_create(
+            [SimulationTrade(**dict(zip(_TRADE_COLUMNS, row, strict=True))) for row in rows],
+            batch_size=2000)
+
+
+def simulation_load_inputs(*, simulation: Simulation):
+    """(bars, strategy, config) exactly as the worker runs them."""
+    instruments = simulation_instruments(simulation=simulation)
+    bars = bars_load(dataset=simulation.dataset, instruments=instruments,
+                     start=simulation.period_start, end=simulation.period_end)
+    strategy = engine_strategy(simulation.strategy_version)
+    config = backtest_config(simulation.strategy_version, simulation.config,
+                             _default_calendar(instruments))
+    return bars, strategy, config
+
+
+def simulation_execute(*, simulation_id: int, task_id: str = "") -> str:
+    """Run one simulation to the end (the body of the ``trading.run_simulation`` task); returns
+    the status it left the run in, or "skipped"."""
+    began = _begin(simulation_id, task_id or uuid.uuid4().hex)
+    if began is None:
+        return "skipped"
+    sim, token = began
+    progress = _Progress(sim.pk, sim.organization_id, token)
+    try:
+        with _Heartbeat(sim.pk, token):
+            sim = Simulation.objects.select_related("strategy_version__strategy", "dataset").get(
+                pk=sim.pk)
+            bars, strategy, config = simulation_load_inputs(simulation=sim)
+            result = run_backtest(bars, strategy, config, on_event=progress)
+    except AttemptSuperseded:
+        logger.info("simulation %s: attempt superseded; stopping", simulation_id)
+        return "skipped"
+    except SimulationCancelled:
+        with transaction.atomic():
+            owned = _owned(simulation_id, token)
+            if owned is None:
+                return "skipped"
+            _finish_cancelled(owned)
+        return RunStatus.CANCELLED
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        # A problem of this run's inputs: retrying would fail the same way.
+        return _fail(simulation_id, token, f"{type(exc).__name__}: {exc}")
+    with transaction.atomic():
+        owned = _owned(simulation_id, token)
+        if owned is None:
+            return "skipped"
+        _store(owned, result)
+        metrics = clean(result.metrics)
+        owned.status = RunStatus.SUCCEEDED
+        owned.metrics = metrics
+        owned.result_hash = result.result_hash
+        owned.n_trades = len(result.trades)
+        owned.progress = 1.0
+        owned.finished_at = timezone.now()
+        owned.heartbeat_at = owned.finished_at
+        owned.save(update_fields=["status", "metrics", "result_hash", "n_trades", "progress",
+                                  "finished_at", "heartbeat_at"])
+        simulation_event_append(
+            simulation_id=owned.pk, organization_id=owned.organization_id,
+            type="simulation.completed",
+            payload={"status": owned.status, "progress": 1.0, "equity": result.final_equity,
+                     "metrics": metrics, "n_trades": owned.n_trades,
+                     "result_hash": result.result_hash})
+        _lock_org(owned.organization_id)
+        _dispatch_locked(owned.organization_id)
+    return RunStatus.SUCCEEDED
+
+
+def _fail(simulation_id: int, token: str | None, message: str) -> str:
+    with transaction.atomic():
+        sim = Simulation.objects.select_for_update().filter(pk=simulation_id).first()
+        if sim is None or sim.status in FINISHED or (token and sim.attempt_token != token):
+            return "skipped"
+        sim.status = RunStatus.FAILED
+        sim.error = message[:2000]
+        sim.finished_at = timezone.now()
+        sim.save(update_fields=["status", "error", "finished_at"])
+        simulation_event_append(simulation_id=sim.pk, organization_id=sim.organization_id,
+                                type="simulation.failed",
+                                payload={"status": sim.status, "error": sim.error,
+                                         "progress": sim.progress})
+        _lock_org(sim.organization_id)
+        _dispatch_locked(sim.organization_id)
+    return RunStatus.FAILED
+
+
+def simulation_fail(*, simulation_id: int, message: str) -> str:
+    """Fail a run from outside its attempt (the task's last retry, the sweeper)."""
+    return _fail(simulation_id, None, message)
+
+
+# --- the sweeper -------------------------------------------------------------------------------
+
+def simulation_sweep_stale(*, stale_seconds: int | None = None) -> dict[str, list[int]]:
+    """Re-queue runs whose worker died (stale heartbeat), fail those out of attempts, re-send
+    dispatched runs whose message was lost, and top up every organisation's free slots."""
+    stale_seconds = limit("NEXOW_SIM_STALE_SECONDS") if stale_seconds is None else stale_seconds
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_seconds)
+    requeued, failed, resent = [], [], []
+    max_attempts = limit("NEXOW_SIM_MAX_ATTEMPTS")
+    for sim_id in Simulation.objects.filter(status=RunStatus.RUNNING,
+                                            heartbeat_at__lt=cutoff).values_list("id", flat=True):
+        with transaction.atomic():
+            sim = Simulation.objects.select_for_update().get(pk=sim_id)
+            if sim.status != RunStatus.RUNNING or sim.heartbeat_at >= cutoff:
+                continue
+            if sim.attempts >= max_attempts:
+                failed.append(sim.pk)
+            else:
+                # Back to the queue; the attempt token changes so a zombie attempt stops.
+                sim.status = RunStatus.QUEUED
+                sim.attempt_token = ""
+                sim.task_id = ""
+                sim.dispatched_at = now
+                sim.save(update_fields=["status", "attempt_token", "task_id", "dispatched_at"])
+                simulation_event_append(simulation_id=sim.pk, organization_id=sim.organization_id,
+                                        type="simulation.queued",
+                                        payload={"status": sim.status, "progress": 0.0,
+                                                 "reason": "worker lost; re-queued"})
+                transaction.on_commit(lambda sim_id=sim.pk: _enqueue(sim_id))
+                requeued.append(sim.pk)
+    for sim_id in failed:
+        simulation_fail(simulation_id=sim_id,
+                        message=f"The worker was lost {max_attempts} times; giving up.")
+    lost_cutoff = now - timedelta(seconds=limit("NEXOW_SIM_DISPATCH_STALE_SECONDS"))
+    for sim_id in Simulation.objects.filter(status=RunStatus.QUEUED,
+                                            dispatched_at__lt=lost_cutoff).values_list("id",
+                                                                                      flat=True):
+        with transaction.atomic():
+            updated = Simulation.objects.filter(pk=sim_id, status=RunStatus.QUEUED,
+                                                dispatched_at__lt=lost_cutoff).update(
+                dispatched_at=now)
+            if updated:
+                transaction.on_commit(lambda sim_id=sim_id: _enqueue(sim_id))
+                resent.append(sim_id)
+    for org_id in (Simulation.objects.filter(status=RunStatus.QUEUED, dispatched_at__isnull=True)
+                   .values_list("organization_id", flat=True).distinct()):
+        simulation_dispatch(organization_id=org_id)
+    return {"requeued": requeued, "failed": failed, "resent": resent}

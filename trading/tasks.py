@@ -1,0 +1,57 @@
+"""Celery entry points of the trading app; thin: they take ids and call the services.
+
+Queues are routed in settings (`CELERY_TASK_ROUTES`). ``trading.run_simulation`` runs on the ``sims`` queue with late acknowledgement (a worker killed
+mid-run leaves the message to be re-delivered), time limits, and bounded retries with exponential
+backoff for transient database errors; after the last retry the run is marked failed.
+``trading.sweep_simulations`` is the periodic sweeper (every minute, see apps.py).
+``trading.analysis_child`` / ``trading.analysis_aggregate`` are the fan-out and join of analyses.
+"""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
+
+from trading.services import analyses, simulations
+
+TRANSIENT = (OperationalError, InterfaceError)
+SIM_TIME_LIMIT = 3600
+SIM_SOFT_TIME_LIMIT = 3540
+
+
+class SimulationTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        # Retries exhausted, time limit or a bug: the run must not be left "running".
+        if args:
+            simulations.simulation_fail(simulation_id=int(args[0]),
+                                        message=f"{type(exc).__name__}: {exc}")
+
+
+@shared_task(bind=True, base=SimulationTask, name="trading.run_simulation", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             time_limit=SIM_TIME_LIMIT, soft_time_limit=SIM_SOFT_TIME_LIMIT,
+             autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=60, retry_jitter=True,
+             max_retries=5)
+def run_simulation(self, simulation_id: int) -> str:
+    return simulations.simulation_execute(simulation_id=simulation_id,
+                                          task_id=self.request.id or "")
+
+
+@shared_task(name="trading.sweep_simulations", ignore_result=True,
+             time_limit=120, soft_time_limit=100)
+def sweep_simulations() -> dict:
+    return simulations.simulation_sweep_stale()
+
+
+@shared_task(name="trading.analysis_child", acks_late=True,
+             reject_on_worker_lost=True, ignore_result=True, time_limit=SIM_TIME_LIMIT,
+             soft_time_limit=SIM_SOFT_TIME_LIMIT, autoretry_for=TRANSIENT, retry_backoff=2,
+             retry_backoff_max=60, max_retries=5)
+def analysis_child(analysis_id: int, index: int) -> str:
+    return analyses.analysis_child_execute(analysis_id=analysis_id, index=index)
+
+
+@shared_task(name="trading.analysis_aggregate", acks_late=True,
+             reject_on_worker_lost=True, ignore_result=True, time_limit=600,
+             soft_time_limit=570, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=5)
+def analysis_aggregate(analysis_id: int) -> str:
+    return analyses.analysis_aggregate_execute(analysis_id=analysis_id)
