@@ -92,6 +92,9 @@ def seed_demo() -> DemoAccounts | None:
     accounts = seed_accounts()
     if accounts is None:
         return None
+    from trading.demo import seed_trading
+
+    seed_trading(organization=accounts.organization, actor=accounts.owner)
     write_login_file(Path(settings.VAR_DIR) / LOGIN_FILE_NAME, accounts.login())
     return accounts
 

@@ -1,0 +1,69 @@
+"""Demo data of the trading app: platform datasets every tenant can read, and for the demo
+organisation a few strategies with finished simulations, so a newcomer sees a living product.
+
+Simulations are executed in-process with the same service the worker calls; the queued message
+their creation also sends finds them finished and does nothing.
+"""
+
+from __future__ import annotations
+
+from accounts.models import Organization, User
+from trading.models import Dataset, Simulation, Strategy
+from trading.services.marketdata import dataset_generate
+from trading.services.simulations import simulation_create, simulation_execute
+from trading.services.strategies import strategy_create, version_create
+
+PLATFORM_DATASETS = (
+    ("Demo BTCUSD 1m", "gbm", 20_160, 1,
+     {"symbol": "BTCUSD", "s0": 40_000.0, "volatility": 0.0015, "decimals": 2},
+     {"asset_class": "crypto", "calendar": "24/7", "currency": "USD"}),
+    ("Demo ACME daily", "regime_switching", 2_520, 2,
+     {"symbol": "ACME", "s0": 50.0, "bar_seconds": 86_400, "decimals": 2},
+     {"asset_class": "equity", "calendar": "exchange", "currency": "USD"}),
+    ("Demo pair X/Y 1h", "cointegrated_pair", 4_380, 3,
+     {"bar_seconds": 3_600, "decimals": 2, "symbols": ("DEMOX", "DEMOY")},
+     {"asset_class": "equity", "calendar": "exchange", "currency": "USD"}),
+)
+
+DEMO_STRATEGIES = (
+    ("SMA 10/50 crossover", "sma_cross", {"fast": 10, "slow": 50}, "", "Demo BTCUSD 1m"),
+    ("RSI mean reversion", "rsi", None, "", "Demo ACME daily"),
+    ("Rules: trend with RSI exit", "rules", None,
+     "entry: crossover(sma(close, 20), sma(close, 100))\nexit: rsi(close, 14) > 70",
+     "Demo BTCUSD 1m"),
+)
+
+
+def seed_platform_datasets(log=print) -> list[Dataset]:
+    """Creates the platform-wide (organisation NULL) demo datasets once."""
+    out = []
+    for name, generator, n_bars, seed, opts, defaults in PLATFORM_DATASETS:
+        existing = Dataset.objects.filter(organization__isnull=True, name=name).first()
+        if existing is not None:
+            log(f"exists: {name}")
+            out.append(existing)
+            continue
+        dataset = dataset_generate(organization=None, actor=None, name=name, generator=generator,
+                                   n_bars=n_bars, seed=seed, options=opts,
+                                   instrument_defaults=defaults)
+        log(f"created: {name} ({dataset.rows} bars)")
+        out.append(dataset)
+    return out
+
+
+def seed_trading(*, organization: Organization, actor: User) -> list[Simulation]:
+    """Strategies and finished simulations for the demo organisation (once)."""
+    datasets = {d.name: d for d in seed_platform_datasets(log=lambda _msg: None)}
+    if Strategy.objects.filter(organization=organization).exists():
+        return []
+    runs = []
+    for name, kind, params, rules_text, dataset_name in DEMO_STRATEGIES:
+        strategy = strategy_create(organization=organization, actor=actor, name=name, kind=kind)
+        version = version_create(strategy=strategy, actor=actor, params=params or {},
+                                 rules_text=rules_text)
+        sim = simulation_create(organization=organization, actor=actor, strategy_version=version,
+                                dataset=datasets[dataset_name], config={})
+        simulation_execute(simulation_id=sim.pk, task_id="demo-seed")
+        sim.refresh_from_db()
+        runs.append(sim)
+    return runs
