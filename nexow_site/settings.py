@@ -215,6 +215,8 @@ CELERY_TASK_ROUTES = {
     "trading.analysis_child": {"queue": "sims"},
     "trading.analysis_aggregate": {"queue": "sims"},
     "trading.sweep_simulations": {"queue": "default"},
+    "trading.advance_deployment": {"queue": "live"},
+    "trading.tick_deployments": {"queue": "live"},
     "reporting.*": {"queue": "reports"},
     "risk.*": {"queue": "default"},
 }
@@ -224,6 +226,8 @@ CELERY_BEAT_SCHEDULE = {
                                   "options": {"queue": "default", "expires": 55}},
     "risk.sweep_alerts": {"task": "risk.sweep_alerts", "schedule": 300.0,
                           "options": {"queue": "default", "expires": 290}},
+    "trading.tick_deployments": {"task": "trading.tick_deployments", "schedule": 2.0,
+                                 "options": {"queue": "live", "expires": 2}},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -242,9 +242,13 @@
             applyEvent(simId, Object.assign({}, event.payload || {}, event));
           }
         });
+        return page.last_seq > self.streams[simId] && (page.events || []).length > 0;
       })
-      .catch(function () { /* the next event or reconnect tries again */ })
-      .then(function () { self.catchingUp[simId] = false; });
+      .catch(function () { return false; /* the next event or reconnect tries again */ })
+      .then(function (more) {
+        self.catchingUp[simId] = false;
+        if (more) { self.catchUp(simId); } /* the log had more than one page */
+      });
   };
 
   function applyEvent(simId, event) {
