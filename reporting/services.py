@@ -89,7 +89,7 @@ def report_request(*, organization: Organization, caller: Caller, kind: str,
 def report_generate(*, report_id: int) -> str:
     """Produce the report's file (the task body). Idempotent: a finished report is left alone."""
     with transaction.atomic():
-        report = Report.objects.select_for_update().select_related("organization") \
+        report = Report.objects.select_for_update(of=("self",)).select_related("organization") \
             .filter(pk=report_id).first()
         if report is None:
             return "missing"
@@ -217,7 +217,7 @@ def subscription_unsubscribe(*, token: str, request=None) -> ReportSubscription:
     except signing.BadSignature:
         raise NotFound("This unsubscribe link is not valid.") from None
     with transaction.atomic():
-        sub = ReportSubscription.objects.select_for_update().select_related(
+        sub = ReportSubscription.objects.select_for_update(of=("self",)).select_related(
             "organization", "member__user").filter(pk=data.get("s"),
                                                    unsubscribe_nonce=data.get("n")).first()
         if sub is None:

@@ -222,7 +222,7 @@ def rulebook_for(*, organization: Organization, strategy: Any = None, deployment
 
 def _locked_switch(organization: Organization) -> KillSwitch:
     KillSwitch.objects.get_or_create(organization=organization)
-    return KillSwitch.objects.select_for_update().select_related("organization").get(
+    return KillSwitch.objects.select_for_update(of=("self",)).select_related("organization").get(
         organization=organization)
 
 
@@ -668,7 +668,7 @@ def alert_deliver(*, delivery_id: int, final_attempt: bool = False) -> str:
     both send it, and a delivered alert is never sent again."""
     retry: TransientDeliveryError | None = None
     with transaction.atomic():
-        delivery = (AlertDelivery.objects.select_for_update()
+        delivery = (AlertDelivery.objects.select_for_update(of=("self",))
                     .select_related("target", "organization", "breach", "kill_event")
                     .filter(pk=delivery_id).first())
         if delivery is None:
