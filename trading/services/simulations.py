@@ -21,6 +21,7 @@ runs from scratch and the result is stored exactly once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -410,6 +411,24 @@ def simulation_load_inputs(*, simulation: Simulation):
     return bars, strategy, config
 
 
+def simulation_rulebook(*, simulation: Simulation, instruments: list[Instrument]):
+    """The organisation's risk rulebook for this run (its organisation and strategy limits), or
+    None when none are set, so that unguarded runs keep the engine's compiled fast path.
+
+    The organisation's emergency kill switch is left out on purpose: it stops live trading, and a
+    backtest must still show what the strategy would have done."""
+    from risk import selectors as risk_selectors
+    from risk.services import rulebook_for
+
+    strategy_id = simulation.strategy_version.strategy_id
+    if not risk_selectors.limit_sets_for(organization=simulation.organization,
+                                         strategy=strategy_id):
+        return None
+    meta = {i.symbol: {"asset_class": i.asset_class, "sector": i.sector} for i in instruments}
+    return rulebook_for(organization=simulation.organization, strategy=strategy_id,
+                        instruments=meta, include_emergency=False)
+
+
 def simulation_execute(*, simulation_id: int, task_id: str = "") -> str:
     """Run one simulation to the end (the body of the ``trading.run_simulation`` task); returns
     the status it left the run in, or "skipped"."""
@@ -420,10 +439,14 @@ def simulation_execute(*, simulation_id: int, task_id: str = "") -> str:
     progress = _Progress(sim.pk, sim.organization_id, token)
     try:
         with _Heartbeat(sim.pk, token):
-            sim = Simulation.objects.select_related("strategy_version__strategy", "dataset").get(
-                pk=sim.pk)
+            sim = Simulation.objects.select_related("strategy_version__strategy", "dataset",
+                                                    "organization").get(pk=sim.pk)
             bars, strategy, config = simulation_load_inputs(simulation=sim)
-            result = run_backtest(bars, strategy, config, on_event=progress)
+            rulebook = simulation_rulebook(simulation=sim,
+                                           instruments=simulation_instruments(simulation=sim))
+            if rulebook is not None and rulebook.flatten_on_halt:
+                config = dataclasses.replace(config, flatten_on_halt=True)
+            result = run_backtest(bars, strategy, config, on_event=progress, pre_trade=rulebook)
     except AttemptSuperseded:
         logger.info("simulation %s: attempt superseded; stopping", simulation_id)
         return "skipped"
@@ -442,6 +465,12 @@ def simulation_execute(*, simulation_id: int, task_id: str = "") -> str:
         if owned is None:
             return "skipped"
         _store(owned, result)
+        if result.rejections or result.halted_at is not None:
+            from risk.services import run_breaches_record
+
+            # The limits' refusals and halt become breaches of the organisation (idempotent).
+            run_breaches_record(organization=owned.organization, source="simulation",
+                                source_id=owned.pk, result=result)
         metrics = clean(result.metrics)
         owned.status = RunStatus.SUCCEEDED
         owned.metrics = metrics
