@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -111,6 +111,12 @@ def api_exception_handler(exc, context):
         resp = Response(outage_response(exc), status=status.HTTP_503_SERVICE_UNAVAILABLE)
         resp["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return resp
+    if isinstance(exc, DataError):
+        # The database refused a value (a NUL character in text, a number out of range): the
+        # request's fault, reported as such rather than as a server error.
+        return Response(envelope("invalid", "The request contains a value that cannot be stored "
+                                 "(for example a NUL character or an out-of-range number)."),
+                        status=400)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(envelope("invalid", "The request is invalid.", fields), status=400)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.cache import cache
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -52,8 +54,17 @@ def owner_world(db, settings):
     org = OrganizationFactory(slug="fuzz")
     owner = MembershipFactory(organization=org, role=Role.OWNER).user
     key = ApiKeyFactory(organization=org, created_by=owner)
-    yield org, key
-    cache.clear()
+    # Requests go through the raw WSGI handler, whose end-of-request signal would close the
+    # connection holding the test's transaction on PostgreSQL; Django's own test client
+    # disconnects the same receivers for the same reason.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield org, key
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+        cache.clear()
 
 
 @schema.parametrize()

@@ -78,3 +78,13 @@ def test_every_response_carries_a_request_id_and_echoes_a_valid_one(client):
     assert client.get("/healthz", HTTP_X_REQUEST_ID=mine)["X-Request-ID"] == mine
     generated = client.get("/healthz", HTTP_X_REQUEST_ID="bad id with spaces")["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_server_error(rf):
+    from django.db import DataError
+
+    from nexow_site.errors import api_exception_handler
+
+    response = api_exception_handler(DataError("A string literal cannot contain NUL"), {})
+    assert response.status_code == 400
+    assert response.data["error"]["code"] == "invalid"
