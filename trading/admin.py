@@ -6,7 +6,10 @@ from django.contrib import admin
 
 from trading.models import (
     Analysis,
+    BrokerAccount,
     Dataset,
+    Deployment,
+    LiveOrder,
     Instrument,
     Simulation,
     SimulationEvent,
@@ -68,6 +71,41 @@ class SimulationEventAdmin(admin.ModelAdmin):
 class AnalysisAdmin(admin.ModelAdmin):
     list_display = ("id", "organization", "kind", "status", "n_children", "n_done", "n_failed")
     list_filter = ("kind", "status")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BrokerAccount)
+class BrokerAccountAdmin(admin.ModelAdmin):
+    """Credentials are never shown: only their masked last characters."""
+
+    list_display = ("name", "organization", "kind", "mode", "masked_credentials", "created_at")
+    list_filter = ("kind", "mode")
+    search_fields = ("name", "organization__slug")
+    exclude = ("credentials_encrypted", "credentials_hint")
+    readonly_fields = ("masked_credentials",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # credentials are changed through the API, which re-encrypts them
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ("id", "organization", "name", "status", "equity", "last_bar_ts", "heartbeat_at")
+    list_filter = ("status",)
+    search_fields = ("name", "organization__slug")
+    exclude = ("state", "broker_state")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # start/pause/stop go through the services (audited)
+
+
+@admin.register(LiveOrder)
+class LiveOrderAdmin(admin.ModelAdmin):
+    list_display = ("client_order_id", "deployment", "symbol", "side", "quantity", "status")
+    list_filter = ("status", "side")
+    search_fields = ("client_order_id", "symbol")
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

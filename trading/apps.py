@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-
 def simulation_belongs_to(organization_id: int, object_id: str) -> bool:
     from trading.models import Simulation
 
@@ -20,6 +19,13 @@ def analysis_belongs_to(organization_id: int, object_id: str) -> bool:
         pk=int(object_id), organization_id=organization_id).exists()
 
 
+def deployment_belongs_to(organization_id: int, object_id: str) -> bool:
+    from trading.models import Deployment
+
+    return object_id.isdigit() and Deployment.objects.filter(
+        pk=int(object_id), organization_id=organization_id).exists()
+
+
 class TradingConfig(AppConfig):
     name = "trading"
     default_auto_field = "django.db.models.BigAutoField"
@@ -30,3 +36,5 @@ class TradingConfig(AppConfig):
 
         register_stream("simulation", scope="simulations:read", belongs_to=simulation_belongs_to)
         register_stream("analysis", scope="simulations:read", belongs_to=analysis_belongs_to)
+        register_stream("deployment", scope="deployments:read",
+                        belongs_to=deployment_belongs_to)

@@ -418,3 +418,176 @@ class AnalysisChild(models.Model):
 
     def __str__(self) -> str:
         return f"child {self.index} of analysis {self.analysis_id}"
+
+
+# --- live and paper trading -----------------------------------------------------------------
+# A `BrokerAccount` holds an organisation's broker credentials, encrypted at rest
+# (trading.crypto); a `Deployment` runs one strategy version on one account and keeps the
+# live engine's saved state between steps; `LiveOrder` and `LiveFill` are the durable books of
+# its orders (unique per client order id, so a replayed step cannot duplicate one) and fills
+# (unique per broker fill id); `DeploymentEvent` is its sequenced event log. The engine works
+# in floats; quantities, prices and money are stored as ``Decimal(str(x))``.
+
+class BrokerKind(models.TextChoices):
+    PAPER = "paper", "Paper (simulated)"
+    CCXT = "ccxt", "Crypto exchange (ccxt)"
+    IB = "ib", "Interactive Brokers"
+    FIX = "fix", "FIX"
+
+
+class AccountMode(models.TextChoices):
+    PAPER = "paper", "Paper"
+    LIVE = "live", "Live"
+
+
+class BrokerAccount(models.Model):
+    """An organisation's account at a broker; the credentials are a Fernet token, never shown."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="broker_accounts")
+    name = models.CharField(max_length=80)
+    kind = models.CharField(max_length=8, choices=BrokerKind.choices, default=BrokerKind.PAPER)
+    mode = models.CharField(max_length=8, choices=AccountMode.choices, default=AccountMode.PAPER)
+    credentials_encrypted = models.TextField(blank=True)
+    credentials_hint = models.CharField(max_length=8, blank=True)  # last 4 characters
+    options = models.JSONField(default=dict, blank=True)  # non-secret: exchange id, host...
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"],
+                                    name="trading_brokeraccount_org_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, {self.mode})"
+
+    @property
+    def masked_credentials(self) -> str:
+        return f"••••{self.credentials_hint}" if self.credentials_encrypted else ""
+
+
+class DeploymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    STOPPED = "stopped", "Stopped"
+    HALTED = "halted", "Halted"
+
+
+class Deployment(models.Model):
+    """One strategy version trading on one broker account: ``pending → running ⇄ paused →
+    stopped``, or ``halted`` by the risk rulebook (resumed only by an admin)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="deployments")
+    name = models.CharField(max_length=80, blank=True)
+    strategy_version = models.ForeignKey(StrategyVersion, on_delete=models.PROTECT,
+                                         related_name="deployments")
+    broker_account = models.ForeignKey(BrokerAccount, on_delete=models.PROTECT,
+                                       related_name="deployments")
+    symbols = models.JSONField(default=list)
+    config = models.JSONField(default=dict, blank=True)  # cash, bar_seconds, seed, lookback
+    status = models.CharField(max_length=8, choices=DeploymentStatus.choices,
+                              default=DeploymentStatus.PENDING)
+    halt_reason = models.TextField(blank=True)
+    # JSON text rather than JSONField: the engine's states may hold NaN (an unset price), which
+    # Python's json round-trips and a database JSON type refuses.
+    state = models.TextField(blank=True)  # live_engine.DeploymentState.to_json()
+    broker_state = models.TextField(blank=True)  # json of PaperBroker.state()
+    feed_anchor_ns = models.BigIntegerField(null=True, blank=True)
+    last_bar_ts = models.BigIntegerField(null=True, blank=True)
+    equity = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    cash = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_seq = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "status", "created_at"]),
+                   models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"deployment {self.pk} ({self.status})"
+
+
+class LiveOrder(models.Model):
+    """A deployment's order as the order manager last saw it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="orders")
+    client_order_id = models.CharField(max_length=64, unique=True)
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4)
+    quantity = models.DecimalField(max_digits=30, decimal_places=12)
+    order_type = models.CharField(max_length=12, default="market")
+    limit_price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    status = models.CharField(max_length=16, default="new")
+    filled_quantity = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    average_price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    broker_order_id = models.CharField(max_length=64, blank=True)
+    leg = models.CharField(max_length=80, blank=True)
+    reason = models.TextField(blank=True)
+    decision_ts = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-decision_ts", "-id"]
+        indexes = [models.Index(fields=["organization", "deployment", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} ({self.status})"
+
+
+class LiveFill(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="fills")
+    fill_id = models.CharField(max_length=96)  # the broker's; unique within one account
+    client_order_id = models.CharField(max_length=64)
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4)
+    quantity = models.DecimalField(max_digits=30, decimal_places=12)
+    price = models.DecimalField(max_digits=30, decimal_places=12)
+    fee = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    fee_currency = models.CharField(max_length=12, blank=True)
+    ts = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-ts", "-id"]
+        indexes = [models.Index(fields=["organization", "deployment", "ts"])]
+        constraints = [models.UniqueConstraint(fields=["deployment", "fill_id"],
+                                               name="trading_livefill_fill_unique")]
+
+    def __str__(self) -> str:
+        return f"fill {self.fill_id}: {self.side} {self.quantity} {self.symbol} @ {self.price}"
+
+
+class DeploymentEvent(models.Model):
+    """The durable event log of a deployment; ``seq`` numbers its stream from 1."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events",
+                                   db_index=False)
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["deployment_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "seq"],
+                                    name="trading_deploymentevent_seq_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq} of deployment {self.deployment_id}"

@@ -55,3 +55,28 @@ def analysis_child(analysis_id: int, index: int) -> str:
              soft_time_limit=570, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=5)
 def analysis_aggregate(analysis_id: int) -> str:
     return analyses.analysis_aggregate_execute(analysis_id=analysis_id)
+
+
+# --- live and paper deployments (queue "live") ----------------------------------------------
+# The step is one transaction on the locked deployment row, so a re-delivered message (late
+# acknowledgement: a worker killed mid-step) re-runs it and the deterministic client order ids
+# keep the broker from seeing an order twice; running it again when up to date does nothing.
+
+@shared_task(name="trading.advance_deployment", acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True, time_limit=120, soft_time_limit=100,
+             autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=20, max_retries=5)
+def advance_deployment(deployment_id: int) -> str:
+    from trading.services import deployments
+
+    return deployments.deployment_advance(deployment_id=int(deployment_id))
+
+
+@shared_task(name="trading.tick_deployments", ignore_result=True, time_limit=30,
+             soft_time_limit=25)
+def tick_deployments() -> int:
+    from trading.services import deployments
+
+    ids = deployments.running_deployment_ids()
+    for deployment_id in ids:
+        advance_deployment.apply_async((deployment_id,), expires=30)
+    return len(ids)

@@ -102,6 +102,90 @@ ROUTE_CASES: dict[str, RouteCase] = {
 }
 
 
+# --- live and paper trading -----------------------------------------------------------------
+
+def _account(w: World) -> Target:
+    from tests.deployments.support import paper_account
+
+    account = paper_account(w.org_a, w.owner_a, name=f"a-account-{w.org_a.pk}")
+    return Target(kwargs={"pk": account.pk}, marker=f'"a-account-{w.org_a.pk}"',
+                  bodies={"PATCH": {"options": {"note": "changed"}}})
+
+
+def _traded_deployment(w: World):
+    """A's running paper deployment holding 3 SYN (a manual buy filled on the next bar)."""
+    from tests.deployments.support import MINUTE, T0, paper_deployment
+    from trading.services import deployments, orders
+
+    dep = paper_deployment(w.org_a, w.owner_a, name=f"a-deployment-{w.org_a.pk}")
+    orders.order_place(deployment=dep, actor=w.owner_a, symbol="SYN", side="buy", quantity=3)
+    deployments.deployment_advance(deployment_id=dep.pk, until_ns=T0 + MINUTE)
+    dep.refresh_from_db()
+    return dep
+
+
+def _deployment(w: World) -> Target:
+    dep = _traded_deployment(w)
+    return Target(kwargs={"pk": dep.pk}, marker=f'"a-deployment-{w.org_a.pk}"')
+
+
+def _deployment_events(w: World) -> Target:
+    return Target(kwargs=_deployment(w).kwargs, marker='"deployment.fill"')
+
+
+def _order(w: World) -> Target:
+    from trading.models import LiveOrder
+
+    dep = _traded_deployment(w)
+    order = LiveOrder.objects.filter(deployment=dep).first()
+    return Target(kwargs={"pk": order.pk}, marker=order.client_order_id)
+
+
+def _orders(w: World) -> Target:
+    target = _order(w)
+    from trading.models import LiveOrder
+
+    dep_id = LiveOrder.objects.get(pk=target.kwargs["pk"]).deployment_id
+    return Target(marker=target.marker, bodies={"POST": {
+        "deployment": dep_id, "symbol": "SYN", "side": "buy", "quantity": 1,
+        "order_type": "limit", "limit_price": 1.0}})
+
+
+def _fills(w: World) -> Target:
+    from trading.models import LiveFill
+
+    fill = LiveFill.objects.get(deployment=_traded_deployment(w))
+    return Target(marker=f'"client_order_id":"{fill.client_order_id}"')
+
+
+def _positions(w: World) -> Target:
+    dep = _traded_deployment(w)
+    return Target(marker=f'"deployment":{dep.pk},"symbol":"SYN","quantity":3.0')
+
+
+ROUTE_CASES.update({
+    "trading-api:broker-account-list": RouteCase(_collection(_account)),
+    "trading-api:broker-account-detail": RouteCase(_account),
+    "trading-api:deployment-list": RouteCase(_collection(_deployment)),
+    "trading-api:deployment-detail": RouteCase(_deployment),
+    "trading-api:deployment-start": RouteCase(_deployment),
+    "trading-api:deployment-pause": RouteCase(_deployment),
+    "trading-api:deployment-stop": RouteCase(_deployment),
+    "trading-api:deployment-cancel-all": RouteCase(_deployment),
+    "trading-api:deployment-flatten": RouteCase(_deployment),
+    "trading-api:deployment-events": RouteCase(_deployment_events),
+    "trading-api:live-order-list": RouteCase(_orders),
+    "trading-api:live-order-detail": RouteCase(_order),
+    "trading-api:live-order-cancel": RouteCase(_order),
+    "trading-api:live-fill-list": RouteCase(_fills),
+    "trading-api:position-list": RouteCase(_positions),
+})
+
+
+def _stream_deployment(w: World) -> str:
+    return str(_traded_deployment(w).pk)
+
+
 def _stream_simulation(w: World) -> str:
     return str(finished_simulation(w.org_a, w.owner_a,
                                    dataset=synthetic_dataset(w.org_a, w.owner_a, n_bars=300)).pk)
@@ -114,4 +198,5 @@ def _stream_analysis(w: World) -> str:
 STREAM_CASES: dict[str, StreamCase] = {
     "simulation": StreamCase(_stream_simulation),
     "analysis": StreamCase(_stream_analysis),
+    "deployment": StreamCase(_stream_deployment),
 }

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from trading.api import deployments as live
 from trading.api import views
 
 ORG = "orgs/<slug:org_slug>/"
@@ -61,4 +62,32 @@ urlpatterns = [
     path(ORG + "simulations/<int:pk>/events/", _sim_events, name="simulation-events"),
     path(ORG + "analyses/", _analyses, name="analysis-list"),
     path(ORG + "analyses/<int:pk>/", _analysis, name="analysis-detail"),
+]
+
+# --- live and paper trading (trading/api/deployments.py) ---
+_accounts = live.BrokerAccountViewSet.as_view({"get": "list", "post": "create"})
+_account = live.BrokerAccountViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
+_deployments = live.DeploymentViewSet.as_view({"get": "list", "post": "create"})
+_deployment = live.DeploymentViewSet.as_view({"get": "retrieve"})
+_orders = live.OrderViewSet.as_view({"get": "list", "post": "create"})
+
+urlpatterns += [
+    path(ORG + "broker-accounts/", _accounts, name="broker-account-list"),
+    path(ORG + "broker-accounts/<int:pk>/", _account, name="broker-account-detail"),
+    path(ORG + "deployments/", _deployments, name="deployment-list"),
+    path(ORG + "deployments/<int:pk>/", _deployment, name="deployment-detail"),
+    *[path(ORG + f"deployments/<int:pk>/{verb.replace('_', '-')}/",
+           live.DeploymentViewSet.as_view({"post": verb}), name=f"deployment-{verb.replace('_', '-')}")
+      for verb in ("start", "pause", "stop", "cancel_all", "flatten")],
+    path(ORG + "deployments/<int:pk>/events/", live.DeploymentViewSet.as_view({"get": "events"}),
+         name="deployment-events"),
+    path(ORG + "orders/", _orders, name="live-order-list"),
+    path(ORG + "orders/<int:pk>/", live.OrderViewSet.as_view({"get": "retrieve"}),
+         name="live-order-detail"),
+    path(ORG + "orders/<int:pk>/cancel/", live.OrderViewSet.as_view({"post": "cancel"}),
+         name="live-order-cancel"),
+    path(ORG + "fills/", live.FillViewSet.as_view({"get": "list"}), name="live-fill-list"),
+    path(ORG + "positions/", live.PositionViewSet.as_view({"get": "list"}),
+         name="position-list"),
 ]

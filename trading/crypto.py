@@ -1,0 +1,61 @@
+"""Encryption at rest of broker credentials (Fernet: AES-128-CBC with an HMAC-SHA256 tag).
+
+The key comes from the ``NEXOW_CREDENTIALS_KEY`` environment variable (a urlsafe base64
+32-byte Fernet key, ``Fernet.generate_key()``). In DEBUG or in the embedded run mode (a
+laptop, the test suite) a development key is derived from SECRET_KEY so nothing needs setting
+up; in the services run mode with DEBUG off and no key, encrypting or decrypting refuses
+(production credentials must never hang on a key derived from another secret). Several keys separated by commas rotate: the first encrypts, all decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+ENV_VAR = "NEXOW_CREDENTIALS_KEY"
+
+
+class CredentialsUnreadable(Exception):
+    """The stored token does not decrypt with the configured keys."""
+
+
+def _keys() -> list[bytes]:
+    raw = os.environ.get(ENV_VAR, "").strip()
+    if raw:
+        return [k.strip().encode() for k in raw.split(",") if k.strip()]
+    if not settings.DEBUG and getattr(settings, "RUN_MODE", "embedded") != "embedded":
+        raise ImproperlyConfigured(f"{ENV_VAR} is not set (DEBUG is off, services mode): "
+                                   "broker credentials cannot be encrypted")
+    digest = hashlib.sha256(b"nexow-credentials|" + settings.SECRET_KEY.encode()).digest()
+    return [base64.urlsafe_b64encode(digest)]
+
+
+def _fernet() -> MultiFernet:
+    return MultiFernet([Fernet(k) for k in _keys()])
+
+
+def encrypt_credentials(credentials: dict[str, Any]) -> str:
+    return _fernet().encrypt(json.dumps(credentials, sort_keys=True).encode()).decode("ascii")
+
+
+def decrypt_credentials(token: str) -> dict[str, Any]:
+    if not token:
+        return {}
+    try:
+        return json.loads(_fernet().decrypt(token.encode("ascii")))
+    except InvalidToken:
+        raise CredentialsUnreadable("broker credentials do not decrypt with the configured "
+                                    "key(s)") from None
+
+
+def credentials_hint(credentials: dict[str, Any]) -> str:
+    """The last four characters of the longest secret value, for the masked ``••••1234``."""
+    values = sorted((str(v) for v in credentials.values() if v), key=len)
+    return values[-1][-4:] if values else ""
