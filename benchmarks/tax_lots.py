@@ -26,6 +26,8 @@ from reporting.tax.lots import match_lots  # noqa: E402
 from reporting.tax.model import Trade  # noqa: E402
 from reporting.tax.parse import trades_from_objects  # noqa: E402
 
+TARGET_CPU_SECONDS = 10.0  # matching 1,000,000 fills of the default scenario, per method
+
 
 def trading_fills(count: int, *, symbols: int = 5000, seed: int = 7) -> list[Trade]:
     """A fund-like book: per symbol, enter a position in 1–3 buy fills, exit it in 1–3 sell
@@ -124,7 +126,11 @@ def main() -> int:
         cpu = time.process_time() - c0
         pieces = sum(len(d.pieces) for d in result.disposals)
         washed = sum(1 for d in result.disposals for p in d.pieces if p.disallowed)
-        print(f"match_lots {method}: {elapsed:.2f} s wall, {cpu:.2f} s CPU — {len(result.disposals):,} sales, "
+        verdict = ""
+        if args.scenario == "trading" and args.fills == 1_000_000:  # what the target is for
+            verdict = " (within target)" if cpu < TARGET_CPU_SECONDS else " (OVER target)"
+        print(f"match_lots {method}: {elapsed:.2f} s wall, {cpu:.2f} s CPU{verdict} — "
+              f"{len(result.disposals):,} sales, "
               f"{pieces:,} pieces, {washed:,} wash-sale pieces, "
               f"{len(result.open_lots):,} open tranches")
     return 0

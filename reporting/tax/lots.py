@@ -118,6 +118,41 @@ def _take(lot: Lot, need: Decimal, out: list[Piece]) -> Decimal:
     return need
 
 
+def _take_front(queue: deque[Lot], need: Decimal, out: list[Piece]) -> None:
+    """FIFO / average: consume ``need`` units from the front of a symbol's queue of lots.
+
+    The common case — a lot no wash sale has reached, sold whole or in part — is inlined here
+    (one piece from the free tranche, same arithmetic as :func:`_consume`) because it is most
+    of the pieces of a large book.
+    """
+    while need > 0:
+        lot = queue[0]
+        if lot.remaining <= 0:
+            queue.popleft()
+            continue
+        if lot.used:
+            need = _take(lot, need, out)
+            continue
+        free = lot.free
+        held = free.quantity
+        if need >= held:
+            piece = Piece(lot, held, free.acquired, free.basis, ZERO)
+            free.quantity = ZERO
+            free.basis = ZERO
+            taken = held
+        else:
+            basis = free.basis * need / held
+            piece = Piece(lot, need, free.acquired, basis, ZERO)
+            free.basis -= basis
+            free.quantity = held - need
+            taken = need
+        # A free tranche has received no wash-sale addition (wash_basis 0, wash_in None).
+        lot.available -= taken
+        lot.remaining -= taken
+        out.append(piece)
+        need -= taken
+
+
 class _Engine:
     def __init__(self, trades: Sequence[Trade], method: str, wash_sales: bool,
                  wash_sale_digital_assets: bool) -> None:
@@ -127,12 +162,19 @@ class _Engine:
         self.errors: list[RowError] = []
         self.lots: dict[str, Lot] = {}
         by_symbol: dict[str, list[Lot]] = defaultdict(list)
+        # The lot of each trade in processing order (None for a sell), so the main loop needs
+        # no look-up by id.
+        self.order: list[Lot | None] = []
+        order = self.order.append
         for trade in trades:
             if trade.side == "buy":
                 lots = by_symbol[trade.symbol]
                 lot = Lot(trade, len(lots))
                 lots.append(lot)
                 self.lots[trade.id] = lot
+                order(lot)
+            else:
+                order(None)
         self.by_symbol = by_symbol
         if method == "average":
             refused = sorted({t.symbol for t in trades if t.asset_class not in AVERAGE_ALLOWED})
@@ -170,19 +212,25 @@ class _Engine:
         elif self.method == "average":
             self.pools[lot.symbol].basis += amount
 
-    def buy(self, trade: Trade) -> None:
-        lot = self.lots[trade.id]
+    def buy(self, lot: Lot) -> None:
         lot.in_book = True
         method = self.method
+        symbol = lot.symbol
         if method == "lifo":
-            self.stacks[trade.symbol].append(lot)
+            self.stacks[symbol].append(lot)
         elif method == "hifo":
-            for tranche in lot.tranches():
-                self._push_tranche(trade.symbol, tranche)
+            if lot.used:
+                for tranche in lot.tranches():
+                    self._push_tranche(symbol, tranche)
+            else:  # no wash sale reached the lot before it was bought: one tranche
+                free = lot.free
+                self._tie += 1
+                heapq.heappush(self.heaps[symbol], (-(free.basis / free.quantity), lot.index,
+                                                    self._tie, free.version, free))
         else:
-            self.queues[trade.symbol].append(lot)
+            self.queues[symbol].append(lot)
             if method == "average":
-                pool = self.pools[trade.symbol]
+                pool = self.pools[symbol]
                 pool.quantity += lot.remaining
                 pool.basis += sum((t.basis for t in lot.tranches()), ZERO)
 
@@ -215,27 +263,47 @@ class _Engine:
                 need = _take(stack[-1], need, pieces)
         elif method == "hifo":
             heap = self.heaps[symbol]
+            heappop = heapq.heappop
             while need > 0:
                 entry = heap[0]
                 tranche = entry[4]
                 if tranche.quantity <= 0 or entry[3] != tranche.version:
-                    heapq.heappop(heap)
+                    heappop(heap)
                     continue
-                need = self._take_tranche(tranche, need, pieces)
+                # Consumed wherever it sits in its lot; an emptied tranche in ``used`` is
+                # skipped lazily by the lot's front-first consumer.
+                lot = tranche.lot
+                if tranche.replacement:
+                    need = _consume(lot, tranche, need, pieces)
+                    continue
+                # Units no wash sale reached (no wash addition): as in _consume, without the
+                # wash-sale bookkeeping, because they are most of the pieces.
+                held = tranche.quantity
+                if need >= held:
+                    piece = Piece(lot, held, tranche.acquired, tranche.basis, ZERO)
+                    tranche.quantity = ZERO
+                    tranche.basis = ZERO
+                    taken = held
+                else:
+                    basis = tranche.basis * need / held
+                    piece = Piece(lot, need, tranche.acquired, basis, ZERO)
+                    tranche.basis -= basis
+                    tranche.quantity = held - need
+                    taken = need
+                lot.available -= taken
+                lot.remaining -= taken
+                pieces.append(piece)
+                need -= taken
         else:
-            queue = self.queues[symbol]
-            while need > 0:
-                if queue[0].remaining <= 0:
-                    queue.popleft()
-                    continue
-                need = _take(queue[0], need, pieces)
+            _take_front(self.queues[symbol], need, pieces)
         if method == "average":
             self._average_basis(symbol, trade.quantity, pieces)
         else:
             for piece in pieces:
                 lot = piece.lot
-                lot.consumed_basis += piece.basis
-                cents = lot.consumed_basis.quantize(CENT, ROUND_HALF_UP)
+                consumed = lot.consumed_basis + piece.basis
+                lot.consumed_basis = consumed
+                cents = consumed.quantize(CENT, ROUND_HALF_UP)
                 piece.basis_cents = cents - lot.reported_basis
                 lot.reported_basis = cents
 
@@ -247,7 +315,9 @@ class _Engine:
             piece.proceeds = proceeds
             piece.proceeds_cents = proceeds.quantize(CENT, ROUND_HALF_UP)
             piece.long_term = sale_date >= one_year_mark(piece.acquired)
+            loss = piece.basis > proceeds
         else:
+            loss = False
             left = proceeds
             running = ZERO
             reported = ZERO
@@ -261,9 +331,10 @@ class _Engine:
                 piece.proceeds_cents = cents - reported
                 reported = cents
                 piece.long_term = sale_date >= one_year_mark(piece.acquired)
+                if piece.basis > share:
+                    loss = True
         wash = self.wash
-        if (wash is not None and wash.applies_to(trade.asset_class)
-                and any(p.basis > p.proceeds for p in pieces)):
+        if loss and wash is not None and wash.applies_to(trade.asset_class):
             wash.apply(trade.id, symbol, sale_date, pieces)
             for piece in pieces:
                 if piece.disallowed:
@@ -274,12 +345,6 @@ class _Engine:
                     else:
                         piece.disallowed_cents = to_cents(piece.disallowed)
         return Disposal(trade, pieces, proceeds)
-
-    def _take_tranche(self, tranche: Tranche, need: Decimal,
-                      pieces: list[Piece]) -> Decimal:
-        """HIFO: consume from one tranche wherever it sits in its lot (emptied ones are skipped
-        lazily by the lot's front-first consumer)."""
-        return _consume(tranche.lot, tranche, need, pieces)
 
     def _average_basis(self, symbol: str, quantity: Decimal, pieces: list[Piece]) -> None:
         pool = self.pools[symbol]
@@ -350,12 +415,13 @@ def match_lots(trades: Sequence[Trade], *, method: str = "fifo", wash_sales: boo
         if as_of is not None:
             cut = bisect_right(trades, as_of, key=lambda t: t.trade_date)
         buy, sell, append = engine.buy, engine.sell, disposals.append
-        for n, trade in enumerate(trades):
+        for n, lot in enumerate(engine.order):
             if n == cut:
                 open_lots = engine.open_lots()
-            if trade.side == "buy":
-                buy(trade)
+            if lot is not None:
+                buy(lot)
             else:
+                trade = trades[n]
                 disposal = sell(trade)
                 if disposal is not None:
                     append(disposal)

@@ -82,6 +82,8 @@ class WashTracker:
         touched = ({pieces[0].lot.index} if len(pieces) == 1
                    else {piece.lot.index for piece in pieces})
         j = index.find(bisect_left(dates, sale_ord - WINDOW_DAYS))
+        mark = self._mark
+        fromordinal = dt.date.fromordinal
         for piece in pieces:
             loss = piece.basis - piece.proceeds
             if loss <= 0:
@@ -114,14 +116,22 @@ class WashTracker:
             piece.disallowed = disallowed
             piece.washed_quantity = washed
             held_days = sale_ord - piece.acquired.toordinal()
-            piece.wash_out = []
+            from_lot = piece.lot.id
+            if len(takes) == 1:  # the common case: one replacement lot takes the whole amount
+                lot, units = takes[0]
+                acquired = fromordinal(dates[lot.index] - held_days)
+                mark(lot, units, disallowed, acquired, sale_id, from_lot)
+                piece.wash_out = [WashOut(lot.id, units, disallowed, acquired)]
+                continue
+            wash_out = piece.wash_out = []
             left = disallowed
+            last_take = len(takes) - 1
             for n, (lot, units) in enumerate(takes):
-                amount = left if n == len(takes) - 1 else disallowed * units / washed
+                amount = left if n == last_take else disallowed * units / washed
                 left -= amount
-                acquired = dt.date.fromordinal(dates[lot.index] - held_days)
-                self._mark(lot, units, amount, acquired, sale_id, piece.lot.id)
-                piece.wash_out.append(WashOut(lot.id, units, amount, acquired))
+                acquired = fromordinal(dates[lot.index] - held_days)
+                mark(lot, units, amount, acquired, sale_id, from_lot)
+                wash_out.append(WashOut(lot.id, units, amount, acquired))
 
     def _mark(self, lot: Lot, units: Decimal, amount: Decimal, acquired: dt.date, sale_id: str,
               from_lot: str) -> None:
