@@ -20,7 +20,6 @@ from allauth.account.decorators import reauthentication_required
 from allauth.account.views import LoginView as AllauthLoginView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -30,6 +29,7 @@ from django.views.decorators.http import require_POST
 from accounts import forms, selectors, services
 from accounts.middleware import SESSION_KEY, remember_organization
 from accounts.permissions import Role, role_can_grant
+from accounts.portal import member_or_404, require_scope
 from accounts.selectors import Caller
 from nexow_site.errors import ApplicationError
 
@@ -63,22 +63,8 @@ login = LoginView.as_view()
 
 # --- helpers --------------------------------------------------------------------------------
 
-def _caller(request: HttpRequest, slug: str) -> Caller:
-    """The signed-in member's standing in the organisation ``slug``; 404 when they have none."""
-    organization = selectors.organization_get_active(slug=slug)
-    caller = (
-        selectors.caller_for(user=request.user, organization=organization)
-        if organization is not None else None
-    )
-    if caller is None:
-        raise Http404("No such organisation.")
-    remember_organization(request, organization)
-    return caller
-
-
-def _require(caller: Caller, scope: str) -> None:
-    if not caller.has_scope(scope):
-        raise PermissionDenied(f"Your role ({caller.role}) does not allow this.")
+_caller = member_or_404
+_require = require_scope
 
 
 def _grantable_roles(caller: Caller) -> list[str]:

@@ -15,8 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.middleware import remember_organization
-from accounts.selectors import Caller, caller_for, organization_get_active
+from accounts.portal import member_or_404
+from accounts.selectors import Caller
 from nexow_site.errors import ApplicationError, NotFound
 from reporting import selectors, services
 from reporting.models import (
@@ -31,12 +31,9 @@ from reporting.models import (
 
 
 def _caller(request: HttpRequest, slug: str) -> Caller:
-    organization = organization_get_active(slug=slug)
-    caller = caller_for(user=request.user, organization=organization) \
-        if organization is not None else None
-    if caller is None or not caller.has_scope("reports:read"):
+    caller = member_or_404(request, slug)
+    if not caller.has_scope("reports:read"):
         raise Http404("No such organisation.")
-    remember_organization(request, organization)
     return caller
 
 

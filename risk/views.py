@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.middleware import remember_organization
-from accounts.selectors import Caller, caller_for, organization_get_active
+from accounts.portal import member_or_404, require_scope
+from accounts.selectors import Caller
 from nexow_site.errors import ApplicationError
 from risk import selectors, services
 from risk.core.killswitch import REARM, TRIP, role_may
@@ -28,14 +27,8 @@ WARN_AT, DANGER_AT = 0.8, 0.95
 
 
 def _caller(request: HttpRequest, slug: str) -> Caller:
-    organization = organization_get_active(slug=slug)
-    caller = caller_for(user=request.user, organization=organization) \
-        if organization is not None else None
-    if caller is None:
-        raise Http404("No such organisation.")
-    if not caller.has_scope("risk:read"):
-        raise PermissionDenied(f"Your role ({caller.role}) does not allow this.")
-    remember_organization(request, organization)
+    caller = member_or_404(request, slug)
+    require_scope(caller, "risk:read")
     return caller
 
 

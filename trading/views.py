@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import selectors as account_selectors
-from accounts.middleware import remember_organization
+from accounts.portal import member_or_404, require_scope
 from accounts.selectors import Caller
 from nexow_site.errors import ApplicationError
 from trading import forms, selectors
@@ -58,20 +58,8 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def _caller(request: HttpRequest, slug: str) -> Caller:
-    """The signed-in member's standing in organisation ``slug``; 404 when they have none."""
-    organization = account_selectors.organization_get_active(slug=slug)
-    caller = (account_selectors.caller_for(user=request.user, organization=organization)
-              if organization is not None else None)
-    if caller is None:
-        raise Http404("No such organisation.")
-    remember_organization(request, organization)
-    return caller
-
-
-def _require(caller: Caller, scope: str) -> None:
-    if not caller.has_scope(scope):
-        raise PermissionDenied(f"Your role ({caller.role}) does not allow this.")
+_caller = member_or_404
+_require = require_scope
 
 
 def _crumbs(caller: Caller, *items: tuple[str, str]) -> list[tuple[str, str]]:
