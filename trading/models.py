@@ -312,15 +312,24 @@ class SimulationTrade(models.Model):
         return f"trade {self.index} of simulation {self.simulation_id}"
 
 
-class SimulationEvent(models.Model):
-    """The durable event log of a simulation; ``seq`` numbers its stream from 1."""
+class StreamEvent(models.Model):
+    """One entry of a durable event log: ``seq`` numbers its stream from 1. The WebSocket only
+    mirrors these rows; clients resync from them (``events/?since=<seq>``)."""
 
-    simulation = models.ForeignKey(Simulation, on_delete=models.CASCADE, related_name="events",
-                                   db_index=False)
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class SimulationEvent(StreamEvent):
+    """The durable event log of a simulation."""
+
+    simulation = models.ForeignKey(Simulation, on_delete=models.CASCADE, related_name="events",
+                                   db_index=False)
 
     class Meta:
         ordering = ["simulation_id", "seq"]
@@ -572,15 +581,11 @@ class LiveFill(models.Model):
         return f"fill {self.fill_id}: {self.side} {self.quantity} {self.symbol} @ {self.price}"
 
 
-class DeploymentEvent(models.Model):
-    """The durable event log of a deployment; ``seq`` numbers its stream from 1."""
+class DeploymentEvent(StreamEvent):
+    """The durable event log of a deployment."""
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events",
                                    db_index=False)
-    seq = models.PositiveIntegerField()
-    type = models.CharField(max_length=40)
-    payload = models.JSONField(default=dict)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["deployment_id", "seq"]
