@@ -13,6 +13,9 @@ missing or insecure, with one line naming the variable.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import secrets
 import sys
 from pathlib import Path
@@ -70,6 +73,30 @@ else:
         "CORS_ALLOW_ALL_ORIGINS", default=False
     ):
         _refuse("CORS_ALLOWED_ORIGINS contains a wildcard (DEBUG is off)")
+
+# --- broker credentials ---------------------------------------------------------------------
+# Fernet key(s) encrypting broker API secrets at rest (trading/crypto.py); several, separated by
+# commas, rotate: the first encrypts, all decrypt. Without one, DEBUG derives a development key
+# from SECRET_KEY; production refuses to start rather than hang credentials on another secret.
+NEXOW_CREDENTIALS_KEY = env.str("NEXOW_CREDENTIALS_KEY", default="")
+
+
+def _valid_fernet_keys(raw: str) -> bool:
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    try:
+        return bool(keys) and all(len(base64.urlsafe_b64decode(k.encode())) == 32 for k in keys)
+    except (binascii.Error, ValueError):
+        return False
+
+
+if NEXOW_CREDENTIALS_KEY and not _valid_fernet_keys(NEXOW_CREDENTIALS_KEY):
+    _refuse("NEXOW_CREDENTIALS_KEY is not a comma-separated list of Fernet keys "
+            "(urlsafe base64 of 32 bytes)")
+if not DEBUG and not NEXOW_CREDENTIALS_KEY:
+    _refuse("NEXOW_CREDENTIALS_KEY is not set (DEBUG is off)")
+if not NEXOW_CREDENTIALS_KEY:  # DEBUG: a development key derived from SECRET_KEY
+    NEXOW_CREDENTIALS_KEY = base64.urlsafe_b64encode(
+        hashlib.sha256(b"nexow-credentials|" + SECRET_KEY.encode()).digest()).decode()
 
 # --- run mode -------------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
@@ -181,7 +208,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "nexow:asgi", "capacity": 1000},
+            # The layer blocks in BZPOPMIN for 5 s per receive; redis-py >= 8 defaults the
+            # socket timeout to 5 s as well, which kills every WebSocket idle for 5 s.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                       "prefix": "nexow:asgi", "capacity": 1000},
         }
     }
 else:

@@ -1,18 +1,16 @@
 """Encryption at rest of broker credentials (Fernet: AES-128-CBC with an HMAC-SHA256 tag).
 
-The key comes from the ``NEXOW_CREDENTIALS_KEY`` environment variable (a urlsafe base64
-32-byte Fernet key, ``Fernet.generate_key()``). In DEBUG or in the embedded run mode (a
-laptop, the test suite) a development key is derived from SECRET_KEY so nothing needs setting
-up; in the services run mode with DEBUG off and no key, encrypting or decrypting refuses
-(production credentials must never hang on a key derived from another secret). Several keys separated by commas rotate: the first encrypts, all decrypt.
+The key is the ``NEXOW_CREDENTIALS_KEY`` setting, read from the environment variable of that name
+(a urlsafe base64 32-byte Fernet key, ``Fernet.generate_key()``); settings refuse to start with DEBUG
+off and no key, or with a malformed one. With DEBUG on (a laptop, the test suite) settings derive
+a development key from SECRET_KEY so nothing needs setting up; production credentials never hang on
+a key derived from another secret, and without any key encrypting or decrypting refuses. Several
+keys separated by commas rotate: the first encrypts, all decrypt.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -27,14 +25,11 @@ class CredentialsUnreadable(Exception):
 
 
 def _keys() -> list[bytes]:
-    raw = os.environ.get(ENV_VAR, "").strip()
-    if raw:
-        return [k.strip().encode() for k in raw.split(",") if k.strip()]
-    if not settings.DEBUG and getattr(settings, "RUN_MODE", "embedded") != "embedded":
-        raise ImproperlyConfigured(f"{ENV_VAR} is not set (DEBUG is off, services mode): "
-                                   "broker credentials cannot be encrypted")
-    digest = hashlib.sha256(b"nexow-credentials|" + settings.SECRET_KEY.encode()).digest()
-    return [base64.urlsafe_b64encode(digest)]
+    raw = str(getattr(settings, ENV_VAR, "") or "").strip()
+    if not raw:
+        raise ImproperlyConfigured(f"{ENV_VAR} is not set: broker credentials cannot be "
+                                   "encrypted")
+    return [k.strip().encode() for k in raw.split(",") if k.strip()]
 
 
 def _fernet() -> MultiFernet:

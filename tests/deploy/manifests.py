@@ -36,7 +36,8 @@ SECRET_EXAMPLE = K8S / "secret.example.yaml"
 # The processes that run the platform's code (and so receive its settings) in compose.
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 # Without these the platform either refuses to start (DEBUG off) or silently runs embedded.
-REQUIRED_PRODUCTION_VARIABLES = {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"}
+REQUIRED_PRODUCTION_VARIABLES = {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
+                                 "NEXOW_CREDENTIALS_KEY"}
 
 _ENV_READERS = {"str", "bool", "int", "float", "list", "tuple", "dict", "json", "url", "path",
                 "db_url", "db_url_config", "cache_url", "email_url", "search_url", "get_value"}

@@ -14,6 +14,7 @@ import secrets
 
 import jsonschema
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.deploy.manifests import (
     APP_SERVICES,
@@ -139,10 +140,15 @@ def test_secrets_come_from_the_operator_and_compose_refuses_to_start_without_the
         interpolate(environment["SECRET_KEY"], {"POSTGRES_PASSWORD": "pw"})
     with pytest.raises(MissingVariable, match="POSTGRES_PASSWORD"):
         interpolate(environment["DATABASE_URL"], {"SECRET_KEY": "k" * 50})
+    assert re.fullmatch(r"\$\{NEXOW_CREDENTIALS_KEY:\?[^}]+\}",
+                        environment["NEXOW_CREDENTIALS_KEY"])
+    with pytest.raises(MissingVariable, match="NEXOW_CREDENTIALS_KEY"):
+        interpolate(environment["NEXOW_CREDENTIALS_KEY"], {"SECRET_KEY": "k" * 50})
 
 
 def test_settings_accept_the_compose_environment_and_run_in_services_mode(compose, tmp_path):
-    operator = {"SECRET_KEY": secrets.token_urlsafe(50), "POSTGRES_PASSWORD": "s3cret"}
+    operator = {"SECRET_KEY": secrets.token_urlsafe(50), "POSTGRES_PASSWORD": "s3cret",
+                "NEXOW_CREDENTIALS_KEY": Fernet.generate_key().decode()}
     environment = {key: interpolate(value, operator)
                    for key, value in compose_environment(compose["services"]["web"]).items()}
     result = load_settings_with(environment, tmp_path)

@@ -13,6 +13,7 @@ import secrets
 
 import kubernetes_validate
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.deploy.manifests import (
     K8S,
@@ -145,15 +146,18 @@ def test_config_map_leaves_debug_off_and_holds_no_secret():
     assert not {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL"} & set(data)
 
 
-def _cluster_environment(secret_key: str) -> dict[str, str]:
+def _cluster_environment(secret_key: str, credentials_key: str | None = None) -> dict[str, str]:
     environment = dict(find_object("ConfigMap", "nexow-config")["data"])
     environment.update(find_object("Secret", "nexow-secrets")["stringData"])
     environment["SECRET_KEY"] = secret_key
+    if credentials_key is not None:
+        environment["NEXOW_CREDENTIALS_KEY"] = credentials_key
     return environment
 
 
 def test_settings_accept_the_config_map_with_a_real_secret(tmp_path):
-    result = load_settings_with(_cluster_environment(secrets.token_urlsafe(50)), tmp_path)
+    result = load_settings_with(_cluster_environment(secrets.token_urlsafe(50),
+                                                     Fernet.generate_key().decode()), tmp_path)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert (loaded["DEBUG"], loaded["RUN_MODE"]) == (False, "services")
@@ -168,6 +172,12 @@ def test_the_secret_examples_placeholder_key_is_refused_at_start(tmp_path):
     result = load_settings_with(_cluster_environment(placeholder), tmp_path)
     assert result.returncode == 2
     assert "SECRET_KEY is insecure" in result.stderr
+
+
+def test_the_secret_examples_placeholder_credentials_key_is_refused_at_start(tmp_path):
+    result = load_settings_with(_cluster_environment(secrets.token_urlsafe(50)), tmp_path)
+    assert result.returncode == 2
+    assert "NEXOW_CREDENTIALS_KEY is not a comma-separated list of Fernet keys" in result.stderr
 
 
 # --- web --------------------------------------------------------------------------------------

@@ -15,16 +15,16 @@ from trading.services import deployments
 SECRET = "s3cr3t-api-secret-9876"
 
 
-def test_credentials_round_trip_with_a_configured_key(monkeypatch):
-    monkeypatch.setenv("NEXOW_CREDENTIALS_KEY", Fernet.generate_key().decode())
+def test_credentials_round_trip_with_a_configured_key(settings):
+    settings.NEXOW_CREDENTIALS_KEY = Fernet.generate_key().decode()
     token = encrypt_credentials({"secret": SECRET})
     assert SECRET not in token
     assert decrypt_credentials(token) == {"secret": SECRET}
 
 
-def test_production_without_a_key_refuses(monkeypatch, settings):
-    monkeypatch.delenv("NEXOW_CREDENTIALS_KEY", raising=False)
-    settings.DEBUG, settings.RUN_MODE = False, "services"
+def test_production_without_a_key_refuses(settings):
+    settings.NEXOW_CREDENTIALS_KEY = ""
+    settings.DEBUG = False
     with pytest.raises(ImproperlyConfigured):
         encrypt_credentials({"secret": SECRET})
 

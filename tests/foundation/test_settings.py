@@ -7,11 +7,13 @@ import pytest
 from tests.support.procs import PY, ROOT, base_env
 
 GOOD_KEY = "k3Y-" + "x7Qp2Lm9Zr4Tv8Wn1Bc6Hd5Fg0Js3Ka" * 2
+FERNET_KEY = "fY9lW2b1zq3-ZB1kQx0m6v8u0c2n4r6t8w0y2A4C6E8="  # urlsafe base64 of 32 bytes
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess:
     clean = {k: None for k in ("SECRET_KEY", "ALLOWED_HOSTS", "CORS_ALLOWED_ORIGINS", "DEBUG",
                                "CORS_ALLOW_ALL_ORIGINS")}
+    clean["NEXOW_CREDENTIALS_KEY"] = FERNET_KEY
     clean.update(env)
     return subprocess.run([PY, "-c", "import django; django.setup(); print('loaded')"],
                           cwd=ROOT, env=base_env(**clean), capture_output=True, text=True, timeout=60)
@@ -28,6 +30,12 @@ def load_settings(**env: str) -> subprocess.CompletedProcess:
         ({"DEBUG": "0", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS contains a wildcard"),
         ({"DEBUG": "0", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "x.example",
           "CORS_ALLOWED_ORIGINS": "https://*.example.com"}, "CORS_ALLOWED_ORIGINS contains a wildcard"),
+        ({"DEBUG": "0", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "x.example",
+          "NEXOW_CREDENTIALS_KEY": ""}, "NEXOW_CREDENTIALS_KEY is not set"),
+        ({"DEBUG": "0", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "x.example",
+          "NEXOW_CREDENTIALS_KEY": "not-a-key"}, "NEXOW_CREDENTIALS_KEY is not a comma-separated"),
+        ({"DEBUG": "1", "NEXOW_CREDENTIALS_KEY": FERNET_KEY + ",short"},
+         "NEXOW_CREDENTIALS_KEY is not a comma-separated"),
     ],
 )
 def test_production_refuses_insecure_configuration_naming_the_variable(env, variable):
