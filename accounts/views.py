@@ -85,7 +85,7 @@ def home(request: HttpRequest) -> HttpResponse:
     organization = getattr(request, "organization", None)
     if organization is None:
         return redirect("accounts:org-create")
-    return redirect("accounts:org-home", slug=organization.slug)
+    return redirect("trading:dashboard", slug=organization.slug)
 
 
 @login_required
@@ -102,7 +102,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
         else:
             remember_organization(request, organization)
             messages.success(request, f"Organisation “{organization.name}” created.")
-            return redirect("accounts:org-home", slug=organization.slug)
+            return redirect("trading:dashboard", slug=organization.slug)
     status = 400 if form.errors else 200
     return render(request, "accounts/organization_create.html", {"form": form}, status=status)
 
@@ -115,7 +115,7 @@ def organization_switch(request: HttpRequest) -> HttpResponse:
     if organization is None:
         raise Http404("No such organisation.")
     remember_organization(request, organization)
-    return redirect("accounts:org-home", slug=organization.slug)
+    return redirect("trading:dashboard", slug=organization.slug)
 
 
 @login_required
@@ -325,7 +325,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             remember_organization(request, membership.organization)
             messages.success(request, f"You joined “{membership.organization.name}” as "
                                       f"{membership.get_role_display()}.")
-            return redirect("accounts:org-home", slug=membership.organization.slug)
+            return redirect("trading:dashboard", slug=membership.organization.slug)
     return render(request, "accounts/invitation_accept.html", {"error": error},
                   status=400 if error else 200)
 

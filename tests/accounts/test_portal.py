@@ -62,10 +62,10 @@ def test_home_sends_anonymous_visitors_to_sign_in(client):
     assert response["Location"] == "/accounts/login/"
 
 
-def test_home_sends_a_member_to_their_organisation(owner, org):
+def test_home_sends_a_member_to_their_organisations_dashboard(owner, org):
     response = signed_in(owner).get("/")
     assert response.status_code == 302
-    assert response["Location"] == "/orgs/acme/"
+    assert response["Location"] == "/orgs/acme/dashboard/"
 
 
 def test_home_sends_someone_without_organisation_to_create_one(client):
@@ -80,7 +80,7 @@ def test_creating_an_organisation_makes_you_its_owner(client):
     assert '<label for="id_name">Organisation name:</label>' in page.content.decode()
     response = client.post("/orgs/new/", {"name": "Blue Ocean Fund", "slug": ""})
     assert response.status_code == 302
-    assert response["Location"] == "/orgs/blue-ocean-fund/"
+    assert response["Location"] == "/orgs/blue-ocean-fund/dashboard/"
     org = Organization.objects.get(slug="blue-ocean-fund")
     assert Membership.objects.get(organization=org, user=user).role == "owner"
     assert AuditEvent.objects.filter(organization=org, action="organization.created").count() == 1
@@ -170,14 +170,14 @@ def test_the_last_owner_cannot_leave(owner, org):
 def test_the_switcher_changes_the_current_organisation_for_the_session(owner, org):
     services.organization_create(name="Zeta Partners", slug="zeta", actor=owner)
     client = signed_in(owner)
-    assert client.get("/")["Location"] == "/orgs/acme/"  # the first, by name
+    assert client.get("/")["Location"] == "/orgs/acme/dashboard/"  # the first, by name
     page = client.get("/orgs/acme/").content.decode()
     assert '<select id="org-switcher-select" name="organization">' in page
     assert '<option value="zeta">Zeta Partners</option>' in page
 
     response = client.post("/orgs/switch/", {"organization": "zeta"})
-    assert response["Location"] == "/orgs/zeta/"
-    assert client.get("/")["Location"] == "/orgs/zeta/"
+    assert response["Location"] == "/orgs/zeta/dashboard/"
+    assert client.get("/")["Location"] == "/orgs/zeta/dashboard/"
     page = client.get("/orgs/zeta/members/").content.decode()
     assert '<option value="zeta" selected>Zeta Partners</option>' in page
 
@@ -187,7 +187,7 @@ def test_the_switcher_refuses_an_organisation_you_are_not_in(owner, org):
     services.organization_create(name="Private", slug="private", actor=other)
     client = signed_in(owner)
     assert client.post("/orgs/switch/", {"organization": "private"}).status_code == 404
-    assert client.get("/")["Location"] == "/orgs/acme/"
+    assert client.get("/")["Location"] == "/orgs/acme/dashboard/"
 
 
 def test_losing_the_chosen_organisation_falls_back_to_another(owner, org):
@@ -199,11 +199,11 @@ def test_losing_the_chosen_organisation_falls_back_to_another(owner, org):
     services.invitation_accept(token=token, user=owner)
     client = signed_in(owner)
     client.post("/orgs/switch/", {"organization": "zeta"})
-    assert client.get("/")["Location"] == "/orgs/zeta/"
+    assert client.get("/")["Location"] == "/orgs/zeta/dashboard/"
 
     services.membership_remove(membership=zeta.memberships.get(user=owner), caller=caller)
 
-    assert client.get("/")["Location"] == "/orgs/acme/"
+    assert client.get("/")["Location"] == "/orgs/acme/dashboard/"
     assert client.get("/orgs/zeta/").status_code == 404
 
 
@@ -237,7 +237,7 @@ def test_invitation_by_email_is_accepted_through_the_link_after_signing_in(
     assert "Accept the invitation" in guest.get(path).content.decode()
     response = guest.post(path)
     assert response.status_code == 302
-    assert response["Location"] == "/orgs/acme/"
+    assert response["Location"] == "/orgs/acme/dashboard/"
     assert Membership.objects.get(organization=org, user=invitee).role == "analyst"
 
     # The link works once.

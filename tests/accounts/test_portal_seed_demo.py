@@ -50,7 +50,7 @@ def test_seed_demo_creates_demo_fund_with_an_owner_who_can_sign_in(var_dir, clie
 
     response = login(client, credentials["email"], credentials["password"])
     assert response.status_code == 302
-    assert client.get("/")["Location"] == "/orgs/demo/"
+    assert client.get("/")["Location"] == "/orgs/demo/dashboard/"
 
 
 def test_seed_demo_twice_changes_nothing(var_dir):
