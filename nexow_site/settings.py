@@ -390,6 +390,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status", "kind" or "format" field: each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "trading.models.RunStatus",
+        "DeploymentStatusEnum": "trading.models.DeploymentStatus",
+        "AnalysisKindEnum": "trading.models.AnalysisKind",
+        "BrokerKindEnum": "trading.models.BrokerKind",
+        "ReportStatusEnum": "reporting.models.ReportStatus",
+        "ReportDeliveryStatusEnum": "reporting.models.DeliveryStatus",
+        "ReportKindEnum": "reporting.models.ReportKind",
+        "ReportFormatEnum": "reporting.models.ReportFormat",
+        "SubscriptionKindEnum": "reporting.models.SubscriptionKind",
+        "AlertKindEnum": "risk.models.AlertKind",
+        "AlertDeliveryStatusEnum": "risk.models.DeliveryStatus",
+        "WebhookFormatEnum": "risk.core.alerts.FORMATS",
+    },
 }
 
 # --- security headers -------------------------------------------------------------------------
