@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from http import HTTPStatus
 
-from allauth.account.decorators import reauthentication_required
 from allauth.account.views import LoginView as AllauthLoginView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -29,7 +28,7 @@ from django.views.decorators.http import require_POST
 from accounts import forms, selectors, services
 from accounts.middleware import SESSION_KEY, remember_organization
 from accounts.permissions import Role, role_can_grant
-from accounts.portal import member_or_404, require_scope
+from accounts.portal import member_or_404, member_reauthentication_required, require_scope
 from accounts.selectors import Caller
 from nexow_site.errors import ApplicationError
 
@@ -161,7 +160,7 @@ def organization_settings(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-@reauthentication_required
+@member_reauthentication_required
 def organization_delete(request: HttpRequest, slug: str) -> HttpResponse:
     """Owners only, after typing the slug and a recent re-authentication."""
     caller = _caller(request, slug)
@@ -351,7 +350,7 @@ def _api_keys_page(request: HttpRequest, caller: Caller, form: forms.ApiKeyCreat
 
 @never_cache
 @login_required
-@reauthentication_required(allow_get=True)
+@member_reauthentication_required(allow_get=True)
 def api_keys(request: HttpRequest, slug: str) -> HttpResponse:
     """Lists the keys; a POST creates one, which needs a recent re-authentication (allauth
     suspends the POST, asks for the password or a TOTP code, then replays it)."""

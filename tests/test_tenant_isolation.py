@@ -290,16 +290,25 @@ async def _ws_session(path: str, headers: list[tuple[bytes, bytes]], messages: l
         "subprotocols": [], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
     }
     comm = ApplicationCommunicator(application, scope)
+
+    async def closed(code: int | None) -> tuple[int | None, list]:
+        # As a server does when the application closes the socket: tell it the client is
+        # gone and let it finish, so no consumer (and no channel-layer receive) is left
+        # running for asyncio.run to cancel.
+        await comm.send_input({"type": "websocket.disconnect", "code": code or 1000})
+        await comm.wait(timeout=5)
+        return code, []
+
     await comm.send_input({"type": "websocket.connect"})
     first = await comm.receive_output(timeout=5)
     if first["type"] == "websocket.close":
-        return first.get("code"), []
+        return await closed(first.get("code"))
     assert first["type"] == "websocket.accept", first
     # A refusal is "accept, then close with a code"; receive_nothing does not cancel the app.
     if not await comm.receive_nothing(timeout=0.3):
         follow = await comm.receive_output(timeout=1)
         if follow["type"] == "websocket.close":
-            return follow.get("code"), []
+            return await closed(follow.get("code"))
     replies = []
     for message in messages:
         await comm.send_input({"type": "websocket.receive", "text": json.dumps(message)})
