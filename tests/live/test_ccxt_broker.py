@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+
 import pytest
 
 from tests.live.fakes.binance import API_KEY, FakeBinance
@@ -20,6 +22,20 @@ def test_market_order_is_sent_once_signed_and_filled(fake_binance, binance_broke
     # 0.5 BTC at 50,000 = 25,000 USDT, fee 0.1 % = 25 -> 100,000 - 25,025 = 74,975
     assert binance_broker.balances() == {"USDT": 74_975.0, "BTC": 0.5}
     assert binance_broker.positions() == {"BTC/USDT": 0.5}
+
+
+def test_orders_leave_the_threads_decimal_context_as_it_was(fake_binance, binance_broker):
+    # ccxt rounds amounts on the current decimal context and sets its rounding to HALF_UP;
+    # the adapter must keep that away from the tax and statement arithmetic of the thread.
+    before = decimal.getcontext().copy()
+    binance_broker.place_order("nx-ctx", "BTC/USDT", "buy", 0.123456789)
+    binance_broker.open_orders()
+
+    after = decimal.getcontext()
+    assert after.rounding == before.rounding == decimal.ROUND_HALF_EVEN
+    assert after.prec == before.prec
+    assert not after.traps[decimal.Underflow]
+    assert decimal.Decimal("2.5").quantize(decimal.Decimal("1")) == decimal.Decimal("2")
 
 
 def test_placing_the_same_client_order_id_twice_sends_once(fake_binance, binance_broker):

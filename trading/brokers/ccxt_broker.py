@@ -15,6 +15,7 @@ order's fate is settled later by a lookup, never assumed.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Iterable
 from typing import Any
 
@@ -70,9 +71,15 @@ def binance_exchange(api_key: str = "", secret: str = "", *, testnet: bool = Fal
 
 
 def _mapped(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a ccxt call, translating its exceptions into the adapter's."""
+    """Run a ccxt call, translating its exceptions into the adapter's.
+
+    The call runs in a copy of the thread's decimal context: ccxt's `decimal_to_precision`
+    sets the context's rounding to ROUND_HALF_UP and traps Underflow on the *current* context,
+    which would otherwise change every later Decimal computation of the worker thread (tax
+    lots, statements) after its first order."""
     try:
-        return call(*args, **kwargs)
+        with decimal.localcontext():
+            return call(*args, **kwargs)
     except ccxt.OrderNotFound:
         raise
     except (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.BadSymbol,
@@ -80,7 +87,8 @@ def _mapped(call: Any, *args: Any, **kwargs: Any) -> Any:
         raise OrderRejected(str(exc)) from exc
     except ccxt.BadResponse as exc:
         raise MalformedResponse(str(exc)) from exc
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable, ccxt.OperationFailed) as exc:
+        # OperationFailed: an HTTP 5xx ccxt could not classify further
         raise BrokerUnavailable(str(exc)) from exc
     except ccxt.ExchangeError as exc:
         raise OrderRejected(str(exc)) from exc
