@@ -54,6 +54,7 @@ def check_channel_layer() -> None:
         import redis
 
         host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
+        host = host["address"] if isinstance(host, dict) else host
         client = redis.Redis.from_url(host, socket_connect_timeout=2, socket_timeout=2)
         try:
             client.ping()

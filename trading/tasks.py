@@ -3,7 +3,9 @@
 Queues are routed in settings (`CELERY_TASK_ROUTES`). ``trading.run_simulation`` runs on the ``sims`` queue with late acknowledgement (a worker killed
 mid-run leaves the message to be re-delivered), time limits, and bounded retries with exponential
 backoff for transient database errors; after the last retry the run is marked failed.
-``trading.sweep_simulations`` is the periodic sweeper (every minute, see apps.py).
+``trading.sweep_simulations`` is the periodic sweeper (every minute, ``CELERY_BEAT_SCHEDULE``): stale
+and lost simulations, stale and lost analysis children, aggregates that never ran, and a top-up of
+every organisation's free slots.
 ``trading.analysis_child`` / ``trading.analysis_aggregate`` are the fan-out and join of analyses.
 """
 
@@ -39,7 +41,10 @@ def run_simulation(self, simulation_id: int) -> str:
 @shared_task(name="trading.sweep_simulations", ignore_result=True,
              time_limit=120, soft_time_limit=100)
 def sweep_simulations() -> dict:
-    return simulations.simulation_sweep_stale()
+    # Analyses first: a child put back in the queue is then counted by the dispatcher's top-up.
+    swept = analyses.analysis_sweep_stale()
+    swept.update(simulations.simulation_sweep_stale())
+    return swept
 
 
 @shared_task(name="trading.analysis_child", acks_late=True,

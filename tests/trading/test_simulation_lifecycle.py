@@ -130,3 +130,17 @@ def test_a_run_whose_inputs_fail_is_marked_failed_with_the_reason():
     sim.refresh_from_db()
     assert sim.status == "failed" and "no bars" in sim.error
     assert sim.events.order_by("-seq").first().type == "simulation.failed"
+
+
+@pytest.mark.parametrize(("kind", "size", "expected"), [
+    ("sma_cross", 2_000, False),  # a few milliseconds: one compiled pass, nothing to watch
+    ("sma_cross", simulations.PROGRESS_MIN_SIZE, True),
+    ("market_making", 2_000, True),  # event-driven: seconds on the same bars
+    ("random_forest", 2_000, True),  # fits models while it runs
+])
+def test_which_runs_stream_progress(kind, size, expected):
+    from trading.engine.strategies import load_all
+    from trading.engine.strategies.registry import create_strategy
+
+    load_all()
+    assert simulations.reports_progress(create_strategy(kind), size) is expected

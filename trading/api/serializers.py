@@ -220,8 +220,10 @@ class SimulationOutSerializer(serializers.ModelSerializer):
 
 
 class SimulationInSerializer(serializers.Serializer):
-    strategy_version = TenantPrimaryKeyRelatedField(queryset=StrategyVersion.objects.all(),
-                                                    tenant_field="strategy__organization")
+    # The version's strategy comes in the same query: the service checks its organisation.
+    strategy_version = TenantPrimaryKeyRelatedField(
+        queryset=StrategyVersion.objects.select_related("strategy"),
+        tenant_field="strategy__organization")
     dataset = VisibleDatasetField()
     period_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
     period_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -287,7 +289,8 @@ class AnalysisOutSerializer(serializers.ModelSerializer):
 class AnalysisInSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=AnalysisKind.choices)
     strategy_version = TenantPrimaryKeyRelatedField(
-        queryset=StrategyVersion.objects.all(), tenant_field="strategy__organization",
+        queryset=StrategyVersion.objects.select_related("strategy"),
+        tenant_field="strategy__organization",
         required=False, allow_null=True, default=None)
     dataset = VisibleDatasetField(required=False, allow_null=True, default=None)
     simulation = TenantPrimaryKeyRelatedField(queryset=Simulation.objects.all(), required=False,

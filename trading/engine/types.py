@@ -82,6 +82,9 @@ class VectorStrategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
+    # Signals in a few array passes: milliseconds for 100k bars. A strategy that fits models
+    # (Random Forest) says False, so the platform reports its progress however short the run.
+    cheap_signals: ClassVar[bool] = True
 
     def __init__(self, **values: Any) -> None:
         self.values = validate_params(self.params, values, strategy=self.name)

@@ -1,11 +1,18 @@
 """Analyses as jobs: parameter sweeps, walk-forward and Monte Carlo fanned out over Celery.
 
 An analysis has N children — one per parameter set (sweep), per window (walk-forward) or per batch
-of paths (Monte Carlo) — sent as one Celery group. Each child is idempotent: its result is stored
-as the `AnalysisChild` row keyed by (analysis, index) under a unique constraint, so a re-delivered
-child stores nothing twice. The child that completes the set enqueues the aggregate step (a
-database-counted join: the platform keeps no Celery result backend, see DESIGN.md). Children that
-fail are reported in the result; the analysis fails only when all of them fail.
+of paths (Monte Carlo). The children go through the organisation's fair-share dispatcher
+(`trading.services.simulations`) like simulations: at most ``NEXOW_SIM_MAX_RUNNING_PER_ORG`` of the
+organisation's runs are with the broker at once, so a 200-child sweep never fills the queue ahead
+of another organisation's runs. A child's `AnalysisChild` row (unique on analysis and index) is
+written when it is handed to the broker: ``queued`` (``finished_at`` = the hand-off), ``running``
+(``finished_at`` = its heartbeat, ``result = {"attempts": n}`` while in flight), then ``succeeded``
+or ``failed`` with its result — stored once by a conditional update, so a re-delivered child stores
+nothing twice. The child that completes the set enqueues the aggregate step (a database-counted
+join: the platform keeps no Celery result backend, see DESIGN.md), and each finished child admits
+the organisation's next queued run. Children that fail are reported in the result; the analysis
+fails only when all of them fail. The sweeper (`analysis_sweep_stale`) re-sends children whose
+worker died or whose message was lost, and aggregates that never ran.
 
 The children call the engine's own module-level pieces (`run_trial`, `optimize`, the Monte Carlo
 chunk functions with the engine's seed spawning), so a fanned-out analysis gives the same numbers
@@ -16,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -45,7 +54,15 @@ from trading.models import (
 )
 from trading.services import results as packing
 from trading.services.limits import limit
-from trading.services.simulations import _default_calendar, _instruments
+from trading.services.simulations import (
+    ACTIVE,
+    Heartbeat,
+    _default_calendar,
+    _dispatch_locked,
+    _enqueue_children,
+    _instruments,
+    _lock_org,
+)
 from trading.services.strategies import backtest_config, config_validate, engine_params
 
 logger = logging.getLogger("nexow.trading.analyses")
@@ -161,6 +178,7 @@ def analysis_create(*, organization: Organization, actor: User | None, kind: str
         raise ApplicationError(f"Invalid analysis spec: {exc}", fields={"spec": [str(exc)]}) \
             from exc
     with transaction.atomic():
+        _lock_org(organization.pk)
         analysis = Analysis.objects.create(
             organization=organization, kind=kind, strategy_version=strategy_version,
             dataset=dataset, simulation=simulation, spec=clean(spec), n_children=n_children,
@@ -168,16 +186,10 @@ def analysis_create(*, organization: Organization, actor: User | None, kind: str
         audit_record(organization=organization, actor=actor, action="analysis.created",
                      target=analysis, request=request,
                      metadata={"kind": kind, "children": n_children})
-        transaction.on_commit(lambda: _fan_out(analysis.pk, n_children))
+        # The first children go to the broker now (as many as the organisation has free slots);
+        # each finished child admits the next.
+        _dispatch_locked(organization.pk)
     return analysis
-
-
-def _fan_out(analysis_id: int, n_children: int) -> None:
-    from celery import group
-
-    from trading.tasks import analysis_child
-
-    group(analysis_child.si(analysis_id, i) for i in range(n_children)).apply_async()
 
 
 # --- children ----------------------------------------------------------------------------------
@@ -276,39 +288,79 @@ def _notify(analysis: Analysis, type_: str, extra: dict[str, Any] | None = None)
     transaction.on_commit(lambda: broadcast([org_group(analysis.organization_id)], message))
 
 
+def _child_start(analysis_id: int, index: int) -> bool:
+    """Mark child `index` running (creating its row if it was never dispatched, e.g. a message
+    from before the fair-share dispatcher); False when it is already finished."""
+    now = timezone.now()
+    with transaction.atomic():
+        child = (AnalysisChild.objects.select_for_update()
+                 .filter(analysis_id=analysis_id, index=index).first())
+        if child is None:
+            AnalysisChild.objects.create(analysis_id=analysis_id, index=index,
+                                         status=RunStatus.RUNNING, finished_at=now,
+                                         result={"attempts": 1})
+        elif child.status in FINISHED:
+            return False
+        else:
+            child.status, child.finished_at = RunStatus.RUNNING, now
+            child.result = {"attempts": int((child.result or {}).get("attempts", 0)) + 1}
+            child.save(update_fields=["status", "finished_at", "result"])
+        Analysis.objects.filter(pk=analysis_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=now)
+    return True
+
+
+def _child_heartbeat(analysis_id: int, index: int) -> Heartbeat:
+    return Heartbeat(f"analysis-{analysis_id}-{index}", lambda: AnalysisChild.objects.filter(
+        analysis_id=analysis_id, index=index, status=RunStatus.RUNNING).update(
+        finished_at=timezone.now()))
+
+
+def _child_store(analysis: Analysis, index: int, status: str, result: Any, error: str) -> bool:
+    """Store a child's outcome once, count it, notify, enqueue the aggregate when it is the
+    last, and admit the organisation's next queued run — one transaction. False when another
+    delivery stored it first."""
+    with transaction.atomic():
+        # Lock order everywhere: organisation, then analysis, then child rows.
+        _lock_org(analysis.organization_id)
+        locked = Analysis.objects.select_for_update(no_key=True).get(pk=analysis.pk)
+        stored = (AnalysisChild.objects.filter(analysis_id=analysis.pk, index=index)
+                  .exclude(status__in=FINISHED)
+                  .update(status=status, result=result, error=error[:2000],
+                          finished_at=timezone.now()))
+        if not stored:
+            return False
+        counts = AnalysisChild.objects.filter(analysis_id=analysis.pk).aggregate(
+            done=Count("pk", filter=Q(status=RunStatus.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status=RunStatus.FAILED)))
+        locked.n_done, locked.n_failed = counts["done"], counts["failed"]
+        locked.save(update_fields=["n_done", "n_failed"])
+        _notify(locked, "analysis.progress")
+        if locked.n_done + locked.n_failed >= locked.n_children:
+            transaction.on_commit(lambda: _enqueue_aggregate(analysis.pk))
+        _dispatch_locked(analysis.organization_id)
+    return True
+
+
 def analysis_child_execute(*, analysis_id: int, index: int) -> str:
     """Compute and store child `index` once; the last child enqueues the aggregate."""
-    if AnalysisChild.objects.filter(analysis_id=analysis_id, index=index).exists():
-        return "skipped"
     analysis = (Analysis.objects.select_related("strategy_version__strategy", "dataset",
                                                 "simulation").filter(pk=analysis_id).first())
     if analysis is None or analysis.status in FINISHED:
         return "skipped"
-    Analysis.objects.filter(pk=analysis_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now())
+    if not _child_start(analysis_id, index):
+        return "skipped"
     status, result, error = RunStatus.SUCCEEDED, None, ""
     try:
-        result = clean(_CHILD[analysis.kind](analysis, index))
+        with _child_heartbeat(analysis_id, index):
+            result = clean(_CHILD[analysis.kind](analysis, index))
     except TRANSIENT:
         raise  # the task retries with backoff
     except Exception as exc:  # noqa: BLE001 - a child's failure is reported, not fatal
         logger.warning("analysis %s child %s failed", analysis_id, index, exc_info=True)
         status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                AnalysisChild.objects.create(analysis_id=analysis_id, index=index, status=status,
-                                             result=result, error=error[:2000])
-        except IntegrityError:
-            return "skipped"  # another delivery of this child stored it first
-        locked = Analysis.objects.select_for_update().get(pk=analysis_id)
-        children = AnalysisChild.objects.filter(analysis_id=analysis_id)
-        locked.n_done = children.filter(status=RunStatus.SUCCEEDED).count()
-        locked.n_failed = children.filter(status=RunStatus.FAILED).count()
-        locked.save(update_fields=["n_done", "n_failed"])
-        _notify(locked, "analysis.progress")
-        if locked.n_done + locked.n_failed >= locked.n_children:
-            transaction.on_commit(lambda: _enqueue_aggregate(analysis_id))
+    if not _child_store(analysis, index, status, result, error):
+        return "skipped"  # another delivery of this child stored it first
     return status
 
 
@@ -402,12 +454,13 @@ _AGGREGATE = {AnalysisKind.SWEEP: _aggregate_sweep,
 
 def analysis_aggregate_execute(*, analysis_id: int) -> str:
     with transaction.atomic():
-        analysis = (Analysis.objects.select_for_update(of=("self",))
+        analysis = (Analysis.objects.select_for_update(of=("self",), no_key=True)
                     .select_related("strategy_version__strategy", "dataset", "simulation")
                     .filter(pk=analysis_id).first())
         if analysis is None or analysis.status in FINISHED:
             return "skipped"
-        rows = list(AnalysisChild.objects.filter(analysis=analysis).order_by("index"))
+        rows = list(AnalysisChild.objects.filter(analysis=analysis, status__in=FINISHED)
+                    .order_by("index"))
         if len(rows) < analysis.n_children:
             return "skipped"  # not all children are in yet
         failed = [{"index": c.index, "error": c.error} for c in rows
@@ -432,3 +485,60 @@ def analysis_aggregate_execute(*, analysis_id: int) -> str:
         analysis.save(update_fields=["status", "result", "error", "finished_at"])
         _notify(analysis, f"analysis.{'completed' if analysis.status == RunStatus.SUCCEEDED else 'failed'}")
     return analysis.status
+
+
+# --- the sweeper -------------------------------------------------------------------------------
+
+def analysis_sweep_stale(*, stale_seconds: int | None = None) -> dict[str, list]:
+    """Re-send children whose worker died (a running child's heartbeat is stale; failed after
+    ``NEXOW_SIM_MAX_ATTEMPTS`` attempts) or whose message was lost (queued for longer than
+    ``NEXOW_SIM_DISPATCH_STALE_SECONDS``), re-send the aggregate of analyses whose children are
+    all finished but which never finished themselves. Every step is a conditional update or an
+    idempotent task, so sweeping twice does no harm. (Children never handed to the broker are
+    admitted by `simulation_sweep_stale`'s top-up of every organisation's free slots.)"""
+    stale_seconds = limit("NEXOW_SIM_STALE_SECONDS") if stale_seconds is None else stale_seconds
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_seconds)
+    max_attempts = limit("NEXOW_SIM_MAX_ATTEMPTS")
+    requeued: list[list[int]] = []
+    failed: list[list[int]] = []
+    resent: list[list[int]] = []
+    aggregates: list[int] = []
+    running = AnalysisChild.objects.filter(status=RunStatus.RUNNING, finished_at__lt=cutoff,
+                                           analysis__status__in=ACTIVE)
+    for child in running.select_related("analysis"):
+        pair = [child.analysis_id, child.index]
+        if int((child.result or {}).get("attempts", 1)) >= max_attempts:
+            if _child_store(child.analysis, child.index, RunStatus.FAILED, None,
+                            f"The worker was lost {max_attempts} times; giving up."):
+                failed.append(pair)
+            continue
+        with transaction.atomic():
+            # Back to the queue; still the same slot of the organisation.
+            if AnalysisChild.objects.filter(pk=child.pk, status=RunStatus.RUNNING,
+                                            finished_at__lt=cutoff).update(
+                    status=RunStatus.QUEUED, finished_at=now):
+                transaction.on_commit(lambda pair=pair: _enqueue_children([tuple(pair)]))
+                requeued.append(pair)
+    lost_cutoff = now - timedelta(seconds=limit("NEXOW_SIM_DISPATCH_STALE_SECONDS"))
+    for pk, analysis_id, index in AnalysisChild.objects.filter(
+            status=RunStatus.QUEUED, finished_at__lt=lost_cutoff,
+            analysis__status__in=ACTIVE).values_list("pk", "analysis_id", "index"):
+        with transaction.atomic():
+            if AnalysisChild.objects.filter(pk=pk, status=RunStatus.QUEUED,
+                                            finished_at__lt=lost_cutoff).update(finished_at=now):
+                transaction.on_commit(
+                    lambda pair=(analysis_id, index): _enqueue_children([pair]))
+                resent.append([analysis_id, index])
+    # All children finished a while ago, but the aggregate never ran (its message was lost or
+    # its worker died): the aggregate is idempotent, send it again.
+    for analysis_id in (Analysis.objects.filter(status__in=ACTIVE)
+                        .annotate(n_finished=Count("children",
+                                                   filter=Q(children__status__in=FINISHED)),
+                                  last=Max("children__finished_at"))
+                        .filter(n_finished__gte=F("n_children"), last__lt=cutoff)
+                        .values_list("id", flat=True)):
+        _enqueue_aggregate(analysis_id)
+        aggregates.append(analysis_id)
+    return {"children_requeued": requeued, "children_failed": failed,
+            "children_resent": resent, "aggregates_resent": aggregates}

@@ -4,11 +4,12 @@ sweep stale runs.
 State machine: ``queued → running → succeeded | failed | cancelled`` (a run whose worker died is
 put back to ``queued`` by the sweeper, or failed after `NEXOW_SIM_MAX_ATTEMPTS`).
 
-Fair share: a new run is only *queued* in the database. `simulation_dispatch` hands at most
-``NEXOW_SIM_MAX_RUNNING_PER_ORG`` runs of one organisation to the broker at a time, oldest first,
-and is called again whenever one of that organisation's runs finishes; so one organisation's 200
-queued runs occupy at most that many worker slots and another organisation's run is never behind
-more than those in the broker's FIFO queue.
+Fair share: a new run — a simulation, or one child of an analysis — is only *queued* in the
+database. `simulation_dispatch` hands at most ``NEXOW_SIM_MAX_RUNNING_PER_ORG`` runs of one
+organisation to the broker at a time (simulations and analysis children counted together, oldest
+first), and is called again whenever one of that organisation's runs finishes; so one
+organisation's 200 queued runs, or its 200-child sweep, occupy at most that many worker slots and
+another organisation's run is never behind more than those in the broker's FIFO queue.
 
 Execution (`simulation_execute`, called by the Celery task with the simulation id) is idempotent:
 it locks the row, returns at once if the run is finished or alive elsewhere, marks it running
@@ -26,12 +27,14 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 from django.db import connection, transaction
+from django.db.models import Count, F
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -39,9 +42,12 @@ from accounts.models import Organization, User
 from nexow_site.errors import ApplicationError, Conflict, RateLimited, TooLarge
 from trading.engine.backtest import BacktestResult, run_backtest
 from trading.engine.fingerprint import clean
+from trading.engine.types import VectorStrategy
 from trading.marketdata import bars_load
 from trading.models import (
     FINISHED,
+    Analysis,
+    AnalysisChild,
     Bar,
     Dataset,
     Instrument,
@@ -60,6 +66,12 @@ logger = logging.getLogger("nexow.trading.simulations")
 
 PROGRESS_INTERVAL = 0.25  # seconds between progress events: a few per second, never per bar
 HEARTBEAT_INTERVAL = 5.0  # seconds between heartbeats while the engine computes
+# Vectorised runs smaller than this (bars × symbols) take a few milliseconds in the engine: they
+# run in one compiled pass without the progress callback, whose chunked loop would cost more than
+# the run and whose first event could only come after the run had finished anyway. Event-driven
+# strategies and model-fitting ones take seconds on such runs and always report progress.
+PROGRESS_MIN_SIZE = 200_000
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class SimulationCancelled(Exception):
@@ -77,8 +89,10 @@ def simulation_instruments(*, simulation: Simulation) -> list[Instrument]:
     return _instruments(simulation.dataset, simulation.strategy_version)
 
 
-def _instruments(dataset: Dataset, version: StrategyVersion) -> list[Instrument]:
-    instruments = list(dataset.instruments.order_by("symbol"))
+def _instruments(dataset: Dataset, version: StrategyVersion,
+                 all_instruments: list[Instrument] | None = None) -> list[Instrument]:
+    instruments = list(dataset.instruments.order_by("symbol")) if all_instruments is None \
+        else all_instruments
     if version.universe:
         by_symbol = {i.symbol: i for i in instruments}
         missing = [s for s in version.universe if s not in by_symbol]
@@ -90,9 +104,10 @@ def _instruments(dataset: Dataset, version: StrategyVersion) -> list[Instrument]
     return instruments
 
 
-def _run_size(dataset: Dataset, instruments: list[Instrument], start, end) -> int:
-    """bars × symbols of the run (the number of bar rows it reads)."""
-    if start is None and end is None and len(instruments) == dataset.instruments.count():
+def _run_size(dataset: Dataset, instruments: list[Instrument], n_all: int, start, end) -> int:
+    """bars × symbols of the run (the number of bar rows it reads); `n_all` is the number of
+    instruments of the dataset."""
+    if start is None and end is None and len(instruments) == n_all:
         return dataset.rows
     qs = Bar.objects.filter(dataset=dataset, instrument__in=instruments)
     if start is not None:
@@ -109,8 +124,10 @@ def _default_calendar(instruments: list[Instrument]) -> str:
 
 def _lock_org(organization_id: int) -> None:
     # Serialises admission and dispatch per organisation (a no-op on SQLite, whose writes are
-    # serialised anyway).
-    Organization.objects.select_for_update().filter(pk=organization_id).first()
+    # serialised anyway). NO KEY UPDATE: rows being inserted that point at the organisation
+    # (audit entries, simulations) take KEY SHARE locks, which this one does not wait for.
+    Organization.objects.select_for_update(no_key=True).filter(pk=organization_id) \
+        .values_list("pk").first()
 
 
 # --- create, dispatch --------------------------------------------------------------------------
@@ -128,8 +145,9 @@ def simulation_create(*, organization: Organization, actor: User | None,
         raise ApplicationError("The period ends before it starts.",
                                fields={"period_end": ["Must be after period_start."]})
     config = config_validate(config)
-    instruments = _instruments(dataset, strategy_version)
-    size = _run_size(dataset, instruments, period_start, period_end)
+    all_instruments = list(dataset.instruments.order_by("symbol"))
+    instruments = _instruments(dataset, strategy_version, all_instruments)
+    size = _run_size(dataset, instruments, len(all_instruments), period_start, period_end)
     max_size = limit("NEXOW_SIM_MAX_SIZE")
     if size > max_size:
         raise TooLarge(f"This run reads {size} bars × symbols; the limit per run is {max_size}.",
@@ -139,18 +157,23 @@ def simulation_create(*, organization: Organization, actor: User | None,
                                fields={"period_start": ["No bars in the period."]})
     with transaction.atomic():
         _lock_org(organization.pk)
-        active = Simulation.objects.filter(
-            organization=organization, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
+        load = _org_load(organization.pk)
         max_active = limit("NEXOW_SIM_MAX_ACTIVE_PER_ORG")
-        if active >= max_active:
+        if load.active >= max_active:
             raise RateLimited(
-                f"Your organisation has {active} simulations queued or running (the limit is "
-                f"{max_active}); retry when some have finished.",
+                f"Your organisation has {load.active} simulations queued or running (the limit "
+                f"is {max_active}); retry when some have finished.",
                 headers={"Retry-After": str(max(5, limit("NEXOW_SIM_STALE_SECONDS") // 4))})
+        # A free slot and nothing older waiting: the new run goes to the broker at once, without
+        # asking the dispatcher (which would find exactly this).
+        at_once = (load.in_flight < limit("NEXOW_SIM_MAX_RUNNING_PER_ORG")
+                   and not load.waiting_simulations and not load.waiting_analyses)
         sim = Simulation.objects.create(
             organization=organization, strategy_version=strategy_version, dataset=dataset,
             period_start=period_start, period_end=period_end, config=config, size=size,
-            created_by=actor, rerun_of=rerun_of)
+            created_by=actor, rerun_of=rerun_of, dispatched_at=timezone.now() if at_once else None)
+        if at_once:
+            transaction.on_commit(lambda: _enqueue(sim.pk))
         simulation_event_append(simulation_id=sim.pk, organization_id=organization.pk,
                                 type="simulation.queued", payload={"status": sim.status,
                                                                    "progress": 0.0})
@@ -159,7 +182,8 @@ def simulation_create(*, organization: Organization, actor: User | None,
                      target=sim, request=request,
                      metadata={"strategy_version": strategy_version.pk, "dataset": dataset.pk,
                                "size": size, "rerun_of": rerun_of.pk if rerun_of else None})
-        _dispatch_locked(organization.pk)
+        if not at_once:
+            _dispatch_locked(organization.pk)
     return sim
 
 
@@ -178,23 +202,98 @@ def _enqueue(simulation_id: int) -> None:
     run_simulation.apply_async(args=[simulation_id])
 
 
+def _enqueue_children(pairs: list[tuple[int, int]]) -> None:
+    from trading.tasks import analysis_child
+
+    for analysis_id, index in pairs:
+        analysis_child.apply_async(args=[analysis_id, index])
+
+
+@dataclass(frozen=True)
+class _OrgLoad:
+    active: int  # simulations queued or running (the admission limit)
+    in_flight: int  # simulations and analysis children handed to the broker, not finished
+    waiting_simulations: bool  # queued simulations never handed to the broker
+    waiting_analyses: bool  # active analyses with children never handed to the broker
+
+
+def _org_load(organization_id: int) -> _OrgLoad:
+    """Everything admission and dispatch need to know about an organisation, in one query."""
+    sim, analysis, child = (Simulation._meta.db_table, Analysis._meta.db_table,
+                            AnalysisChild._meta.db_table)
+    # The statuses are the model's own constants, never input.
+    active = f"('{RunStatus.QUEUED.value}', '{RunStatus.RUNNING.value}')"
+    queued = f"'{RunStatus.QUEUED.value}'"
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT
+              (SELECT COUNT(*) FROM {sim} s WHERE s.organization_id = %s
+                 AND s.status IN {active}),
+              (SELECT COUNT(*) FROM {sim} s WHERE s.organization_id = %s
+                 AND s.status IN {active} AND s.dispatched_at IS NOT NULL)
+              + (SELECT COUNT(*) FROM {child} c JOIN {analysis} a ON a.id = c.analysis_id
+                 WHERE a.organization_id = %s AND a.status IN {active}
+                   AND c.status IN {active}),
+              EXISTS (SELECT 1 FROM {sim} s WHERE s.organization_id = %s
+                 AND s.status = {queued} AND s.dispatched_at IS NULL),
+              EXISTS (SELECT 1 FROM {analysis} a WHERE a.organization_id = %s
+                 AND a.status IN {active}
+                 AND a.n_children > (SELECT COUNT(*) FROM {child} c
+                                     WHERE c.analysis_id = a.id))
+        """, [organization_id] * 5)  # noqa: S608 - table names and statuses are constants
+        row = cursor.fetchone()
+    return _OrgLoad(int(row[0]), int(row[1]), bool(row[2]), bool(row[3]))
+
+
+def _waiting_analyses(organization_id: int, at_most: int) -> list[tuple[Any, int, int]]:
+    """(created_at, id, n_children) of the organisation's active analyses that still have
+    children never handed to the broker, oldest first."""
+    return list(Analysis.objects.filter(organization_id=organization_id, status__in=ACTIVE)
+                .annotate(n_rows=Count("children")).filter(n_rows__lt=F("n_children"))
+                .order_by("created_at", "id")
+                .values_list("created_at", "id", "n_children")[:at_most])
+
+
 def _dispatch_locked(organization_id: int) -> list[int]:
-    """Hand queued runs to the broker up to the organisation's running limit (the caller holds
-    the organisation's lock and a transaction); the messages leave on commit."""
-    in_flight = Simulation.objects.filter(
-        organization_id=organization_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING),
-        dispatched_at__isnull=False).count()
-    free = limit("NEXOW_SIM_MAX_RUNNING_PER_ORG") - in_flight
-    if free <= 0:
+    """Hand queued runs to the broker up to the organisation's running limit, oldest first,
+    simulations and analysis children alike (the caller holds the organisation's lock and a
+    transaction); the messages leave on commit. Returns the simulations dispatched."""
+    load = _org_load(organization_id)
+    free = limit("NEXOW_SIM_MAX_RUNNING_PER_ORG") - load.in_flight
+    if free <= 0 or not (load.waiting_simulations or load.waiting_analyses):
         return []
-    ids = list(Simulation.objects.filter(
+    sims = list(Simulation.objects.filter(
         organization_id=organization_id, status=RunStatus.QUEUED, dispatched_at__isnull=True)
-        .order_by("created_at", "id").values_list("id", flat=True)[:free])
-    if ids:
-        Simulation.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
-        for sim_id in ids:
+        .order_by("created_at", "id").values_list("created_at", "id")[:free]) \
+        if load.waiting_simulations else []
+    waiting = _waiting_analyses(organization_id, free) if load.waiting_analyses else []
+    sim_ids: list[int] = []
+    children: list[tuple[int, int]] = []
+    while free > 0 and (sims or waiting):
+        if sims and (not waiting or sims[0][0] <= waiting[0][0]):
+            sim_ids.append(sims.pop(0)[1])
+            free -= 1
+            continue
+        _, analysis_id, n_children = waiting.pop(0)
+        taken = set(AnalysisChild.objects.filter(analysis_id=analysis_id)
+                    .values_list("index", flat=True))
+        indexes = [i for i in range(n_children) if i not in taken][:free]
+        children += [(analysis_id, i) for i in indexes]
+        free -= len(indexes)
+    now = timezone.now()
+    if sim_ids:
+        Simulation.objects.filter(pk__in=sim_ids).update(dispatched_at=now)
+        for sim_id in sim_ids:
             transaction.on_commit(lambda sim_id=sim_id: _enqueue(sim_id))
-    return ids
+    if children:
+        # A child's row exists from its hand-off on: queued, then running (`finished_at` is its
+        # heartbeat while it runs), then succeeded or failed (see trading.services.analyses).
+        AnalysisChild.objects.bulk_create(
+            [AnalysisChild(analysis_id=a, index=i, status=RunStatus.QUEUED, finished_at=now,
+                           result={"attempts": 0}) for a, i in children],
+            ignore_conflicts=True)
+        transaction.on_commit(lambda: _enqueue_children(children))
+    return sim_ids
 
 
 def simulation_dispatch(*, organization_id: int) -> list[int]:
@@ -202,6 +301,16 @@ def simulation_dispatch(*, organization_id: int) -> list[int]:
     with transaction.atomic():
         _lock_org(organization_id)
         return _dispatch_locked(organization_id)
+
+
+def organizations_waiting() -> set[int]:
+    """Organisations with runs never handed to the broker (for the sweeper's top-up)."""
+    orgs = set(Simulation.objects.filter(status=RunStatus.QUEUED, dispatched_at__isnull=True)
+               .values_list("organization_id", flat=True).distinct())
+    orgs |= set(Analysis.objects.filter(status__in=ACTIVE)
+                .annotate(n_rows=Count("children")).filter(n_rows__lt=F("n_children"))
+                .values_list("organization_id", flat=True).distinct())
+    return orgs
 
 
 # --- cancel ------------------------------------------------------------------------------------
@@ -273,28 +382,30 @@ class _Progress:
                          "bar": self.bar, "equity": self.equity})
 
 
-class _Heartbeat:
-    """Beats ``heartbeat_at`` from a thread while the engine computes between progress points
-    (loading data, computing signals), so the sweeper only sees stale runs whose worker died."""
+class Heartbeat:
+    """Calls `beat` every `HEARTBEAT_INTERVAL` seconds from a thread while the engine computes
+    (loading data, computing signals, between progress points), so the sweeper only sees stale
+    runs whose worker died. The thread touches the database only when it beats, so a run shorter
+    than the interval costs no query."""
 
-    def __init__(self, simulation_id: int, token: str) -> None:
-        self.simulation_id, self.token = simulation_id, token
+    def __init__(self, name: str, beat: Callable[[], object]) -> None:
+        self.name, self.beat = name, beat
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{simulation_id}",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{name}", daemon=True)
 
     def _run(self) -> None:
+        beaten = False
         try:
             while not self.stop.wait(HEARTBEAT_INTERVAL):
-                Simulation.objects.filter(pk=self.simulation_id, attempt_token=self.token,
-                                          status=RunStatus.RUNNING).update(
-                    heartbeat_at=timezone.now())
+                beaten = True
+                self.beat()
         except Exception:  # noqa: BLE001 - a missed beat is tolerated; the sweeper has margin
-            logger.warning("heartbeat of simulation %s failed", self.simulation_id, exc_info=True)
+            logger.warning("heartbeat of %s failed", self.name, exc_info=True)
         finally:
-            connection.close()
+            if beaten:
+                connection.close()
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> Heartbeat:
         self.thread.start()
         return self
 
@@ -303,11 +414,21 @@ class _Heartbeat:
         self.thread.join(timeout=HEARTBEAT_INTERVAL + 5)
 
 
+def _sim_heartbeat(simulation_id: int, token: str) -> Heartbeat:
+    return Heartbeat(f"simulation-{simulation_id}", lambda: Simulation.objects.filter(
+        pk=simulation_id, attempt_token=token, status=RunStatus.RUNNING).update(
+        heartbeat_at=timezone.now()))
+
+
 def _begin(simulation_id: int, task_id: str) -> tuple[Simulation, str] | None:
     """Lock the row and take the run for this attempt; None when there is nothing to do."""
     stale = timezone.now() - timedelta(seconds=limit("NEXOW_SIM_STALE_SECONDS"))
     with transaction.atomic():
-        sim = (Simulation.objects.select_for_update().filter(pk=simulation_id).first())
+        # The run's version, strategy, dataset and organisation come with the locked row: the
+        # worker needs them all and asks for nothing again.
+        sim = (Simulation.objects.select_for_update(of=("self",))
+               .select_related("strategy_version__strategy", "dataset", "organization")
+               .filter(pk=simulation_id).first())
         if sim is None or sim.status in FINISHED:
             return None
         if sim.status == RunStatus.RUNNING and sim.task_id != task_id and (
@@ -400,9 +521,11 @@ def _store_trades(sim: Simulation, result: BacktestResult) -> None:
             batch_size=2000)
 
 
-def simulation_load_inputs(*, simulation: Simulation):
+def simulation_load_inputs(*, simulation: Simulation,
+                           instruments: list[Instrument] | None = None):
     """(bars, strategy, config) exactly as the worker runs them."""
-    instruments = simulation_instruments(simulation=simulation)
+    if instruments is None:
+        instruments = simulation_instruments(simulation=simulation)
     bars = bars_load(dataset=simulation.dataset, instruments=instruments,
                      start=simulation.period_start, end=simulation.period_end)
     strategy = engine_strategy(simulation.strategy_version)
@@ -429,6 +552,13 @@ def simulation_rulebook(*, simulation: Simulation, instruments: list[Instrument]
                         instruments=meta, include_emergency=False)
 
 
+def reports_progress(strategy: object, size: int) -> bool:
+    """Whether a run streams progress events (and can be cancelled mid-run): all but small runs
+    of cheap vectorised strategies (see `PROGRESS_MIN_SIZE`)."""
+    return size >= PROGRESS_MIN_SIZE or not (isinstance(strategy, VectorStrategy)
+                                             and strategy.cheap_signals)
+
+
 def simulation_execute(*, simulation_id: int, task_id: str = "") -> str:
     """Run one simulation to the end (the body of the ``trading.run_simulation`` task); returns
     the status it left the run in, or "skipped"."""
@@ -436,14 +566,14 @@ def simulation_execute(*, simulation_id: int, task_id: str = "") -> str:
     if began is None:
         return "skipped"
     sim, token = began
-    progress = _Progress(sim.pk, sim.organization_id, token)
     try:
-        with _Heartbeat(sim.pk, token):
-            sim = Simulation.objects.select_related("strategy_version__strategy", "dataset",
-                                                    "organization").get(pk=sim.pk)
-            bars, strategy, config = simulation_load_inputs(simulation=sim)
-            rulebook = simulation_rulebook(simulation=sim,
-                                           instruments=simulation_instruments(simulation=sim))
+        with _sim_heartbeat(sim.pk, token):
+            instruments = simulation_instruments(simulation=sim)
+            bars, strategy, config = simulation_load_inputs(simulation=sim,
+                                                            instruments=instruments)
+            progress = _Progress(sim.pk, sim.organization_id, token) \
+                if reports_progress(strategy, sim.size) else None
+            rulebook = simulation_rulebook(simulation=sim, instruments=instruments)
             if rulebook is not None and rulebook.flatten_on_halt:
                 config = dataclasses.replace(config, flatten_on_halt=True)
             result = run_backtest(bars, strategy, config, on_event=progress, pre_trade=rulebook)
@@ -460,35 +590,32 @@ def simulation_execute(*, simulation_id: int, task_id: str = "") -> str:
     except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
         # A problem of this run's inputs: retrying would fail the same way.
         return _fail(simulation_id, token, f"{type(exc).__name__}: {exc}")
+    metrics = clean(result.metrics)
     with transaction.atomic():
-        owned = _owned(simulation_id, token)
-        if owned is None:
+        # One conditional UPDATE both checks that this attempt still owns the run and marks it
+        # succeeded (locking the row until commit); the results are stored under that lock.
+        now = timezone.now()
+        owned = Simulation.objects.filter(
+            pk=simulation_id, attempt_token=token, status=RunStatus.RUNNING).update(
+            status=RunStatus.SUCCEEDED, metrics=metrics, result_hash=result.result_hash,
+            n_trades=len(result.trades), progress=1.0, finished_at=now, heartbeat_at=now)
+        if not owned:
             return "skipped"
-        _store(owned, result)
+        _store(sim, result)
         if result.rejections or result.halted_at is not None:
             from risk.services import run_breaches_record
 
             # The limits' refusals and halt become breaches of the organisation (idempotent).
-            run_breaches_record(organization=owned.organization, source="simulation",
-                                source_id=owned.pk, result=result)
-        metrics = clean(result.metrics)
-        owned.status = RunStatus.SUCCEEDED
-        owned.metrics = metrics
-        owned.result_hash = result.result_hash
-        owned.n_trades = len(result.trades)
-        owned.progress = 1.0
-        owned.finished_at = timezone.now()
-        owned.heartbeat_at = owned.finished_at
-        owned.save(update_fields=["status", "metrics", "result_hash", "n_trades", "progress",
-                                  "finished_at", "heartbeat_at"])
+            run_breaches_record(organization=sim.organization, source="simulation",
+                                source_id=sim.pk, result=result)
         simulation_event_append(
-            simulation_id=owned.pk, organization_id=owned.organization_id,
+            simulation_id=sim.pk, organization_id=sim.organization_id,
             type="simulation.completed",
-            payload={"status": owned.status, "progress": 1.0, "equity": result.final_equity,
-                     "metrics": metrics, "n_trades": owned.n_trades,
-                     "result_hash": result.result_hash})
-        _lock_org(owned.organization_id)
-        _dispatch_locked(owned.organization_id)
+            payload={"status": RunStatus.SUCCEEDED, "progress": 1.0,
+                     "equity": result.final_equity, "metrics": metrics,
+                     "n_trades": len(result.trades), "result_hash": result.result_hash})
+        _lock_org(sim.organization_id)
+        _dispatch_locked(sim.organization_id)
     return RunStatus.SUCCEEDED
 
 
@@ -560,7 +687,6 @@ def simulation_sweep_stale(*, stale_seconds: int | None = None) -> dict[str, lis
             if updated:
                 transaction.on_commit(lambda sim_id=sim_id: _enqueue(sim_id))
                 resent.append(sim_id)
-    for org_id in (Simulation.objects.filter(status=RunStatus.QUEUED, dispatched_at__isnull=True)
-                   .values_list("organization_id", flat=True).distinct()):
+    for org_id in sorted(organizations_waiting()):
         simulation_dispatch(organization_id=org_id)
     return {"requeued": requeued, "failed": failed, "resent": resent}

@@ -103,6 +103,7 @@ def _hash(*arrays: np.ndarray) -> str:
 class RandomForestStrategy(VectorStrategy):
     name = "random_forest"
     description = "Random Forest direction classifier on engineered features, walk-forward."
+    cheap_signals = False
     params = (
         Param("train_window", int, 1000, min=100, max=100_000,
               help="Bars of labelled history each model is fitted on."),
