@@ -55,6 +55,10 @@ class LiveConfig:
     whole_units: bool = True
     allow_short: bool = False
     entry_tif: str = "GTC"
+    # Bracket exits of signal entries as fractions of the entry's first fill price; they
+    # override the strategy's `Signals.take_profit` / `stop_loss`, as in `BacktestConfig`.
+    take_profit: float | None = None
+    stop_loss: float | None = None
     lookback: int = 500  # bars of history kept for the strategy
     # The window is trimmed this many bars at a time. A strategy that retrains on a schedule
     # of bar positions (the Random Forest every `retrain_every` bars) keeps its schedule and
@@ -64,17 +68,23 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.lookback < 2 or self.trim_step < 1 or self.trim_step >= self.lookback:
             raise ValueError("need lookback >= 2 and 1 <= trim_step < lookback")
+        for name in ("take_profit", "stop_loss"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive fraction of the entry price")
 
     @classmethod
     def from_backtest(cls, config: BacktestConfig, *, lookback: int = 500) -> LiveConfig:
         return cls(cash=config.cash, sizing=config.sizing, fee_rate=config.commission.rate,
                    whole_units=config.whole_units, allow_short=config.allow_short,
-                   entry_tif=config.entry_tif, lookback=lookback)
+                   entry_tif=config.entry_tif, take_profit=config.take_profit,
+                   stop_loss=config.stop_loss, lookback=lookback)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cash": self.cash, "sizing": self.sizing.describe(), "fee_rate": self.fee_rate,
                 "whole_units": self.whole_units, "allow_short": self.allow_short,
-                "entry_tif": self.entry_tif, "lookback": self.lookback,
+                "entry_tif": self.entry_tif, "take_profit": self.take_profit,
+                "stop_loss": self.stop_loss, "lookback": self.lookback,
                 "trim_step": self.trim_step}
 
     @classmethod
@@ -112,6 +122,9 @@ class DeploymentState:
     risk_state: dict[str, Any] | None = None  # the rulebook's state(), if it has one
     last_target: dict[str, float] = field(default_factory=dict)
     other_fees: dict[str, float] = field(default_factory=dict)  # fees paid in other assets
+    # Bracket exits waiting on or guarding an entry, per symbol: the entry's client order id,
+    # the take-profit and stop-loss fractions and the entry's first fill price once known.
+    brackets: dict[str, dict[str, Any]] = field(default_factory=dict)
     day: int = -1
     day_start_equity: float = 0.0
     peak_equity: float = -math.inf
@@ -161,7 +174,7 @@ class DeploymentState:
             "fill_cursor": self.fill_cursor, "seen_fills": self.seen_fills,
             "strategy": self.strategy, "model_state": self.model_state,
             "risk_state": self.risk_state, "last_target": self.last_target,
-            "other_fees": self.other_fees, "day": self.day,
+            "other_fees": self.other_fees, "brackets": self.brackets, "day": self.day,
             "day_start_equity": self.day_start_equity,
             "peak_equity": None if self.peak_equity == -math.inf else self.peak_equity,
             "equity": self.equity, "halted": self.halted, "steps": self.steps,
@@ -189,7 +202,8 @@ class DeploymentState:
             seen_fills=list(d["seen_fills"]), strategy=dict(d["strategy"]),
             model_state=d["model_state"], risk_state=d["risk_state"],
             last_target={k: float(v) for k, v in d["last_target"].items()},
-            other_fees={k: float(v) for k, v in d["other_fees"].items()}, day=int(d["day"]),
+            other_fees={k: float(v) for k, v in d["other_fees"].items()},
+            brackets={k: dict(v) for k, v in d.get("brackets", {}).items()}, day=int(d["day"]),
             day_start_equity=float(d["day_start_equity"]),
             peak_equity=-math.inf if d["peak_equity"] is None else float(d["peak_equity"]),
             equity=float(d["equity"]), halted=d["halted"], steps=int(d["steps"]))
@@ -209,7 +223,8 @@ class DeploymentState:
             fill_cursor=self.fill_cursor, seen_fills=list(self.seen_fills),
             strategy=json.loads(json.dumps(self.strategy)),
             model_state=self.model_state, risk_state=self.risk_state,
-            last_target=dict(self.last_target), other_fees=dict(self.other_fees), day=self.day,
+            last_target=dict(self.last_target), other_fees=dict(self.other_fees),
+            brackets={k: dict(v) for k, v in self.brackets.items()}, day=self.day,
             day_start_equity=self.day_start_equity, peak_equity=self.peak_equity,
             equity=self.equity, halted=self.halted, steps=self.steps)
 
@@ -339,6 +354,7 @@ def _step(st: DeploymentState, oms: OrderManager, strategy: VectorStrategy,
         for b in bars:
             broker.on_bar(b)
     _sync(st, oms, broker, ts, actions)
+    _brackets(st, oms, ts, actions)
     st._append(ts, bar)
     st.last_timestamp = ts
     st.steps += 1
@@ -366,6 +382,7 @@ def _step(st: DeploymentState, oms: OrderManager, strategy: VectorStrategy,
             if res is not None and res.halt:
                 st.halted = f"{res.rule}: {res.reason}"
                 actions.append(Action("halt", ts, {"rule": res.rule, "reason": res.reason}))
+                st.brackets.clear()
                 for order in oms.open_orders():
                     _cancel(oms, order, ts, actions)
     if st.halted is not None:
@@ -450,6 +467,69 @@ def _cancel(oms: OrderManager, order: ManagedOrder, ts: int, actions: list[Actio
     actions.append(Action("cancel", ts, _order_data(order)))
 
 
+BRACKET_LEGS = (":tp", ":sl")
+
+
+def _brackets(st: DeploymentState, oms: OrderManager, ts: int, actions: list[Action]) -> None:
+    """Place, resize or cancel the bracket exits after this bar's fills (the backtest's rule).
+
+    Once an entry with a take-profit or a stop-loss has filled, a limit order (take profit)
+    and then a stop order (stop loss) close the position, priced from the entry's first fill
+    and sized to the position. They work from the next bar. They are one-cancels-other: when
+    one fills, or anything else closes the position, the other is cancelled here. The legs
+    reduce risk and the backtest does not check its bracket children either, so they are
+    sent without the pre-trade check.
+    """
+    if st.halted is not None:
+        return
+    for sym, spec in list(st.brackets.items()):
+        p = st.positions.get(sym, 0.0)
+        legs = [o for o in oms.open_orders(sym) if o.leg.endswith(BRACKET_LEGS)]
+        entry = oms.orders.get(spec["entry"])
+        if p == 0.0:
+            for order in legs:  # a leg filled, or the position was closed another way
+                _cancel(oms, order, ts, actions)
+            if spec["price"] is not None or entry is None or not entry.is_open:
+                del st.brackets[sym]
+            continue
+        if spec["price"] is None:
+            if entry is None or not entry.filled_quantity or entry.average_price is None:
+                continue
+            spec["price"] = entry.average_price  # the first fill's price (set once)
+        if _has_leg(oms, sym, "exit"):
+            continue
+        qty = abs(p)
+        if st.config.whole_units:
+            qty = float(math.floor(qty + 1e-9))
+        if legs and all(abs((o.quantity - o.filled_quantity) - qty) <= 1e-9 * qty
+                        for o in legs):
+            continue
+        for order in legs:  # the entry filled further: the legs follow the position
+            _cancel(oms, order, ts, actions)
+        if qty <= 0:
+            continue
+        side = 1.0 if p > 0 else -1.0
+        px = float(spec["price"])
+        closing = "sell" if p > 0 else "buy"
+        if spec.get("take_profit") is not None:
+            _place_leg(oms, sym, closing, qty, ts, "tp", actions,
+                       limit=px * (1.0 + side * float(spec["take_profit"])))
+        if spec.get("stop_loss") is not None and float(spec["stop_loss"]) * side < 1.0:
+            _place_leg(oms, sym, closing, qty, ts, "sl", actions,
+                       stop=px * (1.0 - side * float(spec["stop_loss"])))
+
+
+def _place_leg(oms: OrderManager, sym: str, side: str, qty: float, ts: int, kind: str,
+               actions: list[Action], *, limit: float | None = None,
+               stop: float | None = None) -> None:
+    intent = OrderIntent(symbol=sym, side=1 if side == "buy" else -1, quantity=qty,
+                         price=float(limit if limit is not None else stop), timestamp=ts,
+                         order_type="limit" if limit is not None else "stop",
+                         strategy="bracket")
+    order = oms.submit(intent, None, leg=f"{sym}:{kind}", limit_price=limit, stop_price=stop)
+    actions.append(Action("order", ts, _order_data(order)))
+
+
 def _has_leg(oms: OrderManager, symbol: str, kind: str) -> bool:
     return any(o.leg.endswith(f":{kind}") for o in oms.open_orders(symbol))
 
@@ -487,15 +567,19 @@ def _decide(st: DeploymentState, oms: OrderManager, sig: Signals, ts: int, close
     # the earlier ones filled; exact when the next open equals this close.
     cash = st.cash
 
+    tp = cfg.take_profit if cfg.take_profit is not None else sig.take_profit
+    sl = cfg.stop_loss if cfg.stop_loss is not None else sig.stop_loss
+
     def place(sym: str, side: int, qty: float, kind: str, *, order_type: str = "market",
               limit: float | None = None, stop: float | None = None, ref: float,
-              tif: str = "GTC") -> None:
+              tif: str = "GTC") -> ManagedOrder:
         intent = OrderIntent(symbol=sym, side=side, quantity=qty, price=ref, timestamp=ts,
                              order_type=order_type, strategy=name)
         order = oms.submit(intent, snapshot, leg=f"{sym}:{kind}", limit_price=limit,
                            stop_price=stop, tif=tif)
         kind_ = "refused" if order.reason.startswith("risk ") else "order"
         actions.append(Action(kind_, ts, _order_data(order)))
+        return order
 
     for j, sym in enumerate(st.symbols):
         px = float(close[j])
@@ -518,6 +602,7 @@ def _decide(st: DeploymentState, oms: OrderManager, sig: Signals, ts: int, close
         sex = bool(_row(sig.short_exits, j)) if sig.short_exits is not None else False
         if (p > 0 and ex) or (p < 0 and sex):
             if not _has_leg(oms, sym, "exit"):
+                st.brackets.pop(sym, None)  # the exit replaces the bracket legs it cancels
                 for order in oms.open_orders(sym):
                     _cancel(oms, order, ts, actions)
                 place(sym, -1 if p > 0 else 1, abs(p), "exit", ref=px)
@@ -546,8 +631,11 @@ def _decide(st: DeploymentState, oms: OrderManager, sig: Signals, ts: int, close
         if qty <= 0:
             actions.append(Action("skipped", ts, {"symbol": sym, "reason": "entry sized to 0"}))
             continue
-        place(sym, side, qty, "entry", order_type=order_type, limit=lim, stop=stp, ref=ref,
-              tif=cfg.entry_tif)
+        entry = place(sym, side, qty, "entry", order_type=order_type, limit=lim, stop=stp,
+                      ref=ref, tif=cfg.entry_tif)
+        if (tp is not None or sl is not None) and entry.status not in ("rejected", "cancelled"):
+            st.brackets[sym] = {"entry": entry.client_order_id, "take_profit": tp,
+                                "stop_loss": sl, "price": None}
         if side > 0:
             notional = qty * ref
             cash -= notional + notional * rate

@@ -14,7 +14,7 @@ import urllib.request
 from collections import defaultdict
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from tests.factories import ApiKeyFactory
 from tests.support.procs import (
@@ -28,6 +28,7 @@ from tests.support.procs import (
     worker_argv,
 )
 from tests.trading.support import org_with_owner, sma_version
+from trading.models import Deployment
 from trading.services import deployments
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -47,6 +48,16 @@ def _call(method: str, url: str, key: str, body: dict | None = None) -> tuple[in
             return resp.status, json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _a_step_waits_for_the_row() -> bool:
+    """Another session of the test database (the worker's step) waits for a row lock."""
+    with connection.cursor() as cursor:
+        # Inside a transaction the activity view is a snapshot: take a fresh one each time.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
 
 
 def _beat_argv(tmp_path) -> list[str]:
@@ -94,13 +105,14 @@ def test_a_paper_deployment_trades_survives_a_killed_worker_and_stops(tmp_path):
                 f"ws://127.0.0.1:{port}/ws/v1/orgs/{org.slug}/", f"http://127.0.0.1:{port}",
                 key, dep_id))
             assert fill["symbol"] == "SYN" and fill["quantity"] > 0
-            # Kill it while it steps: the beat enqueues a step every 2 s and each takes a
-            # while, so the worker is busy most of the time.
-            wait_for(lambda: "trading.advance_deployment" in
-                     (tmp_path / "w1.log").read_text().split("succeeded")[-1], 20,
-                     message="a step under way")
-            os.killpg(doomed.pid, signal.SIGKILL)
-            doomed.wait(timeout=10)
+            # Kill it in the middle of a step: a step takes milliseconds, so the test holds the
+            # deployment's row; the next step (the beat enqueues one every 2 s) then waits for
+            # it inside its transaction, and PostgreSQL shows that wait before the kill.
+            with transaction.atomic():
+                Deployment.objects.select_for_update().get(pk=dep_id)
+                wait_for(_a_step_waits_for_the_row, 20, message="a step under way")
+                os.killpg(doomed.pid, signal.SIGKILL)
+                doomed.wait(timeout=10)
         before = _call("GET", f"{base}/deployments/{dep_id}/", key)[1]["last_bar_ts"]
         with process(worker_argv("rescuer", queues="live"), env, tmp_path / "w2.log"):
             wait_for(lambda: _call("GET", f"{base}/deployments/{dep_id}/", key)[1]
@@ -124,7 +136,7 @@ def test_a_paper_deployment_trades_survives_a_killed_worker_and_stops(tmp_path):
     by_id = {o["client_order_id"]: o for o in orders["results"]}
     assert filled and all(q <= float(by_id[c]["quantity"]) + 1e-9 for c, q in filled.items())
     assert len({f["fill_id"] for f in fills["results"]}) == len(fills["results"])
-    from trading.models import Deployment, LiveOrder
+    from trading.models import LiveOrder
 
     row = Deployment.objects.get(pk=dep_id)
     assert row.status == "stopped" and row.equity is not None

@@ -14,6 +14,7 @@ from trading.brokers.base import Bar
 from trading.brokers.paper import PaperBroker
 from trading.engine.backtest import BacktestConfig, run_backtest
 from trading.engine.costs import bps_commission
+from trading.engine.orders import F_TAG, TAG_BRACKET, TAG_EXIT
 from trading.engine.sizing import Sizing
 from trading.engine.strategies import create_strategy
 from trading.engine.synthetic import correlated_basket, gbm
@@ -52,13 +53,25 @@ def replay(bars: BarSet, strategy, broker, state, checker=None, *, save_between=
     return state, broker, fills, actions
 
 
-@pytest.mark.parametrize("symbols", [1, 3])
-def test_paper_deployment_takes_the_backtests_decisions(symbols):
+@pytest.mark.parametrize("symbols,brackets", [(1, False), (3, False), (1, True), (3, True)])
+def test_paper_deployment_takes_the_backtests_decisions(symbols, brackets):
     bars = (gbm(1_500, seed=11, volatility=0.002) if symbols == 1
             else correlated_basket(1_500, seed=5, n_assets=3, volatility=0.002))
     strategy = create_strategy("sma_cross", fast=5, slow=20)
-    config = BacktestConfig(cash=10_000.0, commission=bps_commission(10))
+    # with brackets: a 0.6 % take-profit and a 0.4 % stop-loss on every entry. With several
+    # symbols they size on equity, not on all the cash: a leg that fills in the bar another
+    # symbol's entry fills frees cash the backtest spends at that fill, which a live order,
+    # sized when it is sent, cannot know about (docs/live.md, "Bracket exits").
+    sizing = Sizing("percent-equity", 0.3) if brackets and symbols > 1 else Sizing()
+    config = BacktestConfig(cash=10_000.0, commission=bps_commission(10), sizing=sizing,
+                            **({"take_profit": 0.006, "stop_loss": 0.004} if brackets else {}))
     expected = run_backtest(bars, strategy, config)
+    by_tag = np.bincount(expected.fills[:, F_TAG].astype(int), minlength=TAG_BRACKET + 1)
+    if brackets:  # many round trips end on each leg, the others on the exit signal
+        assert by_tag[TAG_BRACKET] > 20 and by_tag[TAG_EXIT] > 5
+        assert {f["order_type"] for f in expected.fill_records()} >= {"limit", "stop"}
+    else:
+        assert by_tag[TAG_BRACKET] == 0
 
     broker = PaperBroker(bars.symbols, cash=10_000.0, commission=config.commission)
     state = DeploymentState.new("dep-1", bars.symbols, LiveConfig.from_backtest(config),
@@ -72,9 +85,39 @@ def test_paper_deployment_takes_the_backtests_decisions(symbols):
     assert len(want) > 20  # the comparison covers many round trips
     assert got == want
     assert state.equity == pytest.approx(expected.final_equity, rel=1e-12)
-    # every fill's order was decided at the previous bar's close (no look-ahead, no delay)
-    decided_at = {a.data["client_order_id"]: a.timestamp for a in actions if a.kind == "order"}
-    assert {f["timestamp"] - decided_at[f["client_order_id"]] for f in fills} == {60 * 10**9}
+    # every signal order was decided at the previous bar's close (no look-ahead, no delay);
+    # bracket legs are placed when their entry fills and work from the next bar on
+    orders = {a.data["client_order_id"]: a for a in actions if a.kind == "order"}
+    delays = {f["timestamp"] - orders[f["client_order_id"]].timestamp for f in fills
+              if not orders[f["client_order_id"]].data["leg"].endswith((":tp", ":sl"))}
+    assert delays == {60 * 10**9}
+    legs = [f for f in fills if orders[f["client_order_id"]].data["leg"].endswith((":tp", ":sl"))]
+    assert len(legs) == by_tag[TAG_BRACKET]
+    assert all(f["timestamp"] > orders[f["client_order_id"]].timestamp for f in legs)
+
+
+def test_bracket_legs_cancel_each_other_and_survive_saving_between_steps():
+    bars = gbm(800, seed=3, volatility=0.002)
+    strategy = create_strategy("sma_cross", fast=5, slow=20)
+    config = BacktestConfig(cash=10_000.0, take_profit=0.005, stop_loss=0.005)
+    expected = run_backtest(bars, strategy, config)
+    state = DeploymentState.new("dep-b", bars.symbols, LiveConfig.from_backtest(config),
+                                strategy=strategy)
+    state, broker, fills, actions = replay(bars, strategy, PaperBroker(bars.symbols,
+                                           cash=10_000.0), state, save_between=True)
+    assert [(f["side"], f["quantity"], f["price"]) for f in fills] == \
+        [(f["side"], f["quantity"], f["price"]) for f in expected.fill_records()]
+    placed = [a.data for a in actions if a.kind == "order" and a.data["leg"].endswith(
+        (":tp", ":sl"))]
+    final = [broker.get_order(p["client_order_id"]).status for p in placed]
+    # legs come in pairs (take profit, then stop loss); one fills and the other is cancelled,
+    # or the exit signal came first and cancelled both; the last pair may still be working
+    assert len(placed) % 2 == 0 and final.count("filled") > 5
+    pairs = [sorted(pair) for pair in zip(final[::2], final[1::2], strict=True)]
+    assert all(p in (["cancelled", "filled"], ["cancelled", "cancelled"]) for p in pairs[:-1])
+    assert pairs[-1] in (["cancelled", "filled"], ["cancelled", "cancelled"],
+                         ["accepted", "accepted"])
+    assert not any(a.data.get("reason", "").startswith("risk") for a in actions)
 
 
 def test_saving_and_loading_between_every_step_changes_nothing():

@@ -158,6 +158,11 @@ def _fills(w: World) -> Target:
     return Target(marker=f'"client_order_id":"{fill.client_order_id}"')
 
 
+def _deployment_divergence(w: World) -> Target:
+    # A's manual buy is a fill its backtest does not have
+    return Target(kwargs=_deployment(w).kwargs, marker='"status":"live_only","manual":true')
+
+
 def _positions(w: World) -> Target:
     dep = _traded_deployment(w)
     return Target(marker=f'"deployment":{dep.pk},"symbol":"SYN","quantity":3.0')
@@ -174,6 +179,7 @@ ROUTE_CASES.update({
     "trading-api:deployment-cancel-all": RouteCase(_deployment),
     "trading-api:deployment-flatten": RouteCase(_deployment),
     "trading-api:deployment-events": RouteCase(_deployment_events),
+    "trading-api:deployment-divergence": RouteCase(_deployment_divergence),
     "trading-api:live-order-list": RouteCase(_orders),
     "trading-api:live-order-detail": RouteCase(_order),
     "trading-api:live-order-cancel": RouteCase(_order),

@@ -25,6 +25,7 @@ from trading.models import (
 )
 from trading.services import deployments as services
 from trading.services import orders as order_services
+from trading.services.divergence import deployment_divergence
 
 DEPLOYMENTS = {"GET": "deployments:read", "POST": "deployments:write",
                "PATCH": "deployments:write", "DELETE": "deployments:write",
@@ -148,6 +149,53 @@ class CancelAllSerializer(serializers.Serializer):
     cancelled = serializers.IntegerField()
 
 
+class DivergenceRunSerializer(serializers.Serializer):
+    equity = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()),
+                                   help_text="[[bar open time in ns, equity], ...]")
+    final_equity = serializers.FloatField()
+    pnl = serializers.FloatField()
+    fills = serializers.IntegerField()
+
+
+class DivergenceFillSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    status = serializers.ChoiceField(choices=["matched", "live_only", "backtest_only"])
+    manual = serializers.BooleanField(help_text="Placed by a person (never matched).")
+    client_order_id = serializers.CharField(allow_blank=True)
+    live_ts = serializers.IntegerField(allow_null=True)
+    live_price = serializers.FloatField(allow_null=True)
+    live_quantity = serializers.FloatField(allow_null=True)
+    backtest_ts = serializers.IntegerField(allow_null=True)
+    backtest_price = serializers.FloatField(allow_null=True)
+    backtest_quantity = serializers.FloatField(allow_null=True)
+    price_diff = serializers.FloatField(allow_null=True, help_text="live - backtest price")
+    slippage_bps = serializers.FloatField(allow_null=True,
+                                          help_text="How much worse the live price is, in bps")
+    pnl_effect = serializers.FloatField(allow_null=True,
+                                        help_text="An unmatched fill's P&L at the last close")
+
+
+class DivergenceSummarySerializer(serializers.Serializer):
+    matched = serializers.IntegerField()
+    live_only = serializers.IntegerField()
+    backtest_only = serializers.IntegerField()
+    mean_slippage_bps = serializers.FloatField(allow_null=True)
+    pnl_drift = serializers.FloatField(help_text="live P&L - backtest P&L")
+    max_equity_gap = serializers.FloatField()
+    first_divergence_ts = serializers.IntegerField(allow_null=True)
+
+
+class DivergenceSerializer(serializers.Serializer):
+    bars = serializers.IntegerField()
+    from_ts = serializers.IntegerField(allow_null=True)
+    to_ts = serializers.IntegerField(allow_null=True)
+    live = DivergenceRunSerializer()
+    backtest = DivergenceRunSerializer()
+    fills = DivergenceFillSerializer(many=True)
+    summary = DivergenceSummarySerializer()
+
+
 # --- views --------------------------------------------------------------------------------------
 
 class BrokerAccountViewSet(TenantGenericViewSet):
@@ -269,6 +317,15 @@ class DeploymentViewSet(TenantGenericViewSet):
         events = list(dep.events.filter(seq__gt=since).order_by("seq")[:limit])
         return Response({"deployment": dep.pk, "last_seq": dep.last_seq,
                          "events": DeploymentEventSerializer(events, many=True).data})
+
+
+    @extend_schema(summary="The deployment next to its backtest on the same bars",
+                   description="Replays the bars the deployment processed through the backtest "
+                               "with the same strategy version, sizing, costs and cash, and "
+                               "pairs the fills. Money is rounded to the cent.",
+                   responses=DivergenceSerializer)
+    def divergence(self, request, org_slug: str, pk: int):
+        return Response(deployment_divergence(self.get_object()).to_dict())
 
 
 class OrderViewSet(TenantGenericViewSet):

@@ -82,6 +82,8 @@ urlpatterns += [
       for verb in ("start", "pause", "stop", "cancel_all", "flatten")],
     path(ORG + "deployments/<int:pk>/events/", live.DeploymentViewSet.as_view({"get": "events"}),
          name="deployment-events"),
+    path(ORG + "deployments/<int:pk>/divergence/",
+         live.DeploymentViewSet.as_view({"get": "divergence"}), name="deployment-divergence"),
     path(ORG + "orders/", _orders, name="live-order-list"),
     path(ORG + "orders/<int:pk>/", live.OrderViewSet.as_view({"get": "retrieve"}),
          name="live-order-detail"),

@@ -13,11 +13,20 @@ The paper feed is a synthetic random walk aligned to the deployment's bar interv
 starts at ``anchor + k * bar_seconds`` and its move is drawn from a generator seeded with
 ``(seed, k)``, its open being the previous bar's close, so any worker regenerates the same bar
 from the saved state.
+
+Live accounts (ccxt) take the same step with the venue's broker and bars
+(`trading.services.venues`): no account blob is saved, the exchange is the truth. A broker
+failure inside the step rolls the whole step back and the next tick runs it again; the
+deployment is reconciled with the exchange (the broker wins, the differences are logged,
+audited and sent as ``deployment.reconciled``) at start and resume, before a stop cancels its
+orders, and at the first step after a silence of `RECONCILE_AFTER_BARS` bars (a worker restart,
+an outage).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,19 +34,24 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Organization, User
 from nexow_site.errors import ApplicationError, Conflict, Forbidden
-from nexow_site.realtime import broadcast, org_group, stream_group
-from trading.brokers.base import BrokerAdapter
+from trading.brokers.base import BrokerAdapter, BrokerError, BrokerUnavailable, OrderRejected
 from trading.brokers.paper import PaperBroker
-from trading.engine.fingerprint import clean
 from trading.engine.sizing import Sizing
 from trading.engine.types import BarSet
-from trading.live_engine import Action, DeploymentState, LiveConfig, advance, warm_up
+from trading.live_engine import (
+    Action,
+    DeploymentState,
+    LiveConfig,
+    advance,
+    reconcile_deployment,
+    warm_up,
+)
 from trading.models import (
     AccountMode,
     BrokerAccount,
@@ -50,7 +64,9 @@ from trading.models import (
     StrategyVersion,
 )
 from trading.oms import ManagedOrder, OrderManager
+from trading.services.events import stream_event_append, stream_event_message
 from trading.services.strategies import _commission_slippage, engine_strategy
+from trading.services.venues import deployment_bars, is_live, scrub
 
 STREAM_KIND = "deployment"
 NS = 10**9
@@ -58,32 +74,26 @@ MAX_BARS_PER_STEP = 500  # a step after a long outage catches up in bounded tran
 DEFAULTS: dict[str, Any] = {"cash": 100_000.0, "bar_seconds": 60, "lookback": 200,
                             "warm_bars": 60, "volatility": 0.002, "s0": 100.0}
 _K_OFFSET = 1 << 20  # keeps warm-up indices (k < 0) non-negative for the generator's seed
+# A live deployment silent for this many bars (and at least RECONCILE_MIN_SECONDS) is
+# reconciled with its exchange before its next step: its worker died, or the venue was down.
+RECONCILE_AFTER_BARS = 3
+RECONCILE_MIN_SECONDS = 30
+logger = logging.getLogger("nexow.trading.deployments")
 
 
 # --- events -------------------------------------------------------------------------------------
 
 def event_message(event: DeploymentEvent, organization_id: int) -> dict[str, Any]:
-    return {"type": event.type, "stream": f"{STREAM_KIND}.{event.deployment_id}",
-            "deployment": event.deployment_id, "organization": organization_id,
-            "seq": event.seq, "created_at": event.created_at.isoformat(), **event.payload}
+    return stream_event_message(event, field="deployment", stream_kind=STREAM_KIND,
+                                organization_id=organization_id)
 
 
 def deployment_event_append(*, deployment_id: int, organization_id: int, type: str,
                             payload: dict[str, Any] | None = None) -> DeploymentEvent:
     """Append one event to the deployment's stream; broadcast only once it commits."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("deployment events are written inside the transaction of their change")
-    table = Deployment._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "
-                       "RETURNING last_seq", [deployment_id])
-        (seq,) = cursor.fetchone()
-    event = DeploymentEvent.objects.create(deployment_id=deployment_id, seq=seq, type=type,
-                                           payload=clean(payload or {}))
-    message = event_message(event, organization_id)
-    groups = [stream_group(STREAM_KIND, deployment_id), org_group(organization_id)]
-    transaction.on_commit(lambda: broadcast(groups, message))
-    return event
+    return stream_event_append(model=DeploymentEvent, field="deployment",  # type: ignore[return-value]
+                               object_id=deployment_id, organization_id=organization_id,
+                               stream_kind=STREAM_KIND, type=type, payload=payload)
 
 
 def _event(dep: Deployment, type: str, **payload: Any) -> None:
@@ -161,10 +171,10 @@ def _new_state(dep: Deployment) -> DeploymentState:
 
 
 def _new_broker(dep: Deployment) -> BrokerAdapter:
-    account = dep.broker_account
-    if account.kind != BrokerKind.PAPER:
-        raise ApplicationError("Only paper accounts can run deployments on the platform yet.",
-                               code="broker_unsupported", status_code=422)
+    if is_live(dep):
+        from trading.services.venues import deployment_broker
+
+        return deployment_broker(dep)
     commission, slippage = _commission_slippage(dep.strategy_version.costs or {})
     return PaperBroker(list(dep.symbols), cash=float(_config(dep)["cash"]),
                        commission=commission, slippage=slippage)
@@ -238,6 +248,87 @@ def _locked(deployment_id: int) -> Deployment:
     return (Deployment.objects.select_for_update()
             .select_related("strategy_version__strategy", "broker_account")
             .get(pk=deployment_id))
+
+
+# --- live accounts: failures, credentials, reconciliation ---------------------------------------
+
+def _broker_failure(dep: Deployment, exc: BrokerError) -> ApplicationError:
+    """The API's answer to a venue failing during a lifecycle change (nothing was changed):
+    a 503 to retry while it is down, a 422 when it refused (bad keys, permissions)."""
+    text = scrub(str(exc), dep.broker_account)[:300]
+    if isinstance(exc, OrderRejected):
+        return ApplicationError(f"The exchange refused: {text}", code="broker_refused",
+                                status_code=422)
+    return ApplicationError(f"The exchange is unavailable; try again. ({text})",
+                            code="broker_unavailable", status_code=503,
+                            headers={"Retry-After": "30"} if isinstance(
+                                exc, BrokerUnavailable) else None)
+
+
+def _credentials_used(dep: Deployment, *, purpose: str, actor: User | None,
+                      request=None) -> None:
+    """Audit a use of the account's credentials by a lifecycle change (the steps in between
+    use them too, under the deployment's running status; they are not audited one by one)."""
+    if not is_live(dep):
+        return
+    account = dep.broker_account
+    audit_record(organization=dep.organization, actor=actor,
+                 action="broker_account.credentials_used", target=account, request=request,
+                 metadata={"deployment": dep.pk, "purpose": purpose, "kind": account.kind,
+                           "mode": account.mode})
+
+
+def _reconcile_locked(dep: Deployment, state: DeploymentState, broker: BrokerAdapter, *,
+                      reason: str, actor: User | None = None, request=None,
+                      always_record: bool = False) -> tuple[DeploymentState, list[Action]]:
+    """Align a live deployment's orders (and, on a dedicated account, positions) with the
+    exchange; the exchange wins. Each difference goes to the log, and — when there is one, or
+    `always_record` — to an audit entry and a ``deployment.reconciled`` event.
+
+    The fills of the deployment's known orders are taken in first (they move cash as well as
+    positions), so only what the fills do not explain is a difference. On a dedicated account
+    the exchange's holdings then become the positions and every fill it lists is marked seen:
+    a fill already in those holdings is never counted a second time. Returns the new state
+    and the fill actions to save with it."""
+    from trading.live_engine import _sync
+    from trading.services.venues import account_is_dedicated
+
+    dedicated = account_is_dedicated(dep)
+    caught = state.copy()
+    oms = OrderManager(caught.deployment_id, broker, None, caught.orders)
+    actions: list[Action] = []
+    _sync(caught, oms, broker, caught.last_timestamp or 0, actions)
+    caught.orders = oms.orders
+    new, differences = reconcile_deployment(caught, broker, account_is_dedicated=dedicated)
+    if dedicated:
+        listed = broker.fills(new.fill_cursor)
+        if listed:
+            newest = max(f.timestamp for f in listed)
+            seen = set(new.seen_fills) if new.fill_cursor == newest else set()
+            new.fill_cursor = newest
+            new.seen_fills = sorted(seen | {f.fill_id for f in listed
+                                            if f.timestamp == newest})
+    logger.info("deployment %s reconciled (%s): %s", dep.pk, reason,
+                json.dumps(differences) if differences else "no differences",
+                extra={"deployment_id": dep.pk, "organization_id": dep.organization_id,
+                       "reason": reason, "differences": differences})
+    if differences or always_record:
+        audit_record(organization=dep.organization, actor=actor, action="deployment.reconciled",
+                     target=dep, request=request,
+                     metadata={"reason": reason, "differences": differences})
+        _event(dep, "deployment.reconciled", reason=reason, differences=differences,
+               positions=new.positions)
+    return new, actions
+
+
+def _needs_reconcile(dep: Deployment) -> bool:
+    if not is_live(dep):
+        return False  # the paper account is saved with the deployment: nothing can drift
+    if dep.heartbeat_at is None:
+        return True
+    quiet = (timezone.now() - dep.heartbeat_at).total_seconds()
+    return quiet > max(RECONCILE_AFTER_BARS * int(_config(dep)["bar_seconds"]),
+                       RECONCILE_MIN_SECONDS)
 
 
 # --- lifecycle ----------------------------------------------------------------------------------
@@ -352,9 +443,11 @@ def deployment_create(*, organization: Organization, actor: User | None,
         raise ApplicationError("Give one or more distinct symbols.",
                                fields={"symbols": ["One or more distinct symbols."]})
     config = config_validate(config)
-    if broker_account.kind != BrokerKind.PAPER:
-        raise ApplicationError("Only paper accounts can run deployments on the platform yet.",
-                               code="broker_unsupported", status_code=422)
+    from trading.services.venues import check_deployable
+
+    symbols = check_deployable(broker_account, symbols=symbols,
+                               bar_seconds=int(config.get("bar_seconds",
+                                                          DEFAULTS["bar_seconds"])))
     with transaction.atomic():
         dep = Deployment.objects.create(organization=organization, name=name,
                                         strategy_version=strategy_version,
@@ -392,28 +485,39 @@ def deployment_start(*, deployment: Deployment, actor: User | None, caller: Any 
         elif was not in (DeploymentStatus.PENDING, DeploymentStatus.PAUSED):
             raise Conflict(f"The deployment is {was}.", code="bad_state")
         step = int(_config(dep)["bar_seconds"]) * NS
-        if not dep.state:
-            dep.feed_anchor_ns = now_ns - now_ns % step
-            state = _new_state(dep)
-            warm = int(_config(dep)["warm_bars"])
-            state = warm_up(state, synthetic_bars(dep, -warm, 0, _last_close(dep, state)))
-            broker = _new_broker(dep)
-        else:
-            state, broker = load_session(dep)
-            # Bars that went by while paused or halted are history, not decisions.
-            k_last = _index_of(dep, state.last_timestamp) if state.last_timestamp is not None \
-                else -1
-            k_now = latest_final_index(dep, now_ns)
-            if k_now > k_last:
-                k_from = max(k_last + 1, k_now + 1 - state.config.lookback)
-                state = warm_up(state, synthetic_bars(dep, k_from, k_now + 1,
-                                                      _last_close(dep, state)))
-            state.halted = None
+        try:
+            if not dep.state:
+                dep.feed_anchor_ns = now_ns - now_ns % step
+                state = _new_state(dep)
+                warm = int(_config(dep)["warm_bars"])
+                broker = _new_broker(dep)
+                state = warm_up(state, deployment_bars(dep, -warm, 0, now_ns=now_ns,
+                                                       state=state))
+            else:
+                state, broker = load_session(dep)
+                # Bars that went by while paused or halted are history, not decisions.
+                k_last = _index_of(dep, state.last_timestamp) \
+                    if state.last_timestamp is not None else -1
+                k_now = latest_final_index(dep, now_ns)
+                if k_now > k_last:
+                    k_from = max(k_last + 1, k_now + 1 - state.config.lookback)
+                    state = warm_up(state, deployment_bars(dep, k_from, k_now + 1,
+                                                           now_ns=now_ns, state=state))
+                state.halted = None
+            caught_up: list[Action] = []
+            if is_live(dep):
+                _credentials_used(dep, purpose="deployment.resumed" if dep.state
+                                  else "deployment.started", actor=actor, request=request)
+                state, caught_up = _reconcile_locked(
+                    dep, state, broker, reason="start" if not dep.state else "resume",
+                    actor=actor, request=request, always_record=True)
+        except BrokerError as exc:
+            raise _broker_failure(dep, exc) from None
         dep.status = DeploymentStatus.RUNNING
         dep.halt_reason = ""
         dep.started_at = dep.started_at or timezone.now()
         dep.save(update_fields=["status", "halt_reason", "started_at", "feed_anchor_ns"])
-        save_session(dep, state, broker, [])
+        save_session(dep, state, broker, caught_up)
         audit_record(organization=dep.organization, actor=actor,
                      action="deployment.resumed" if was != DeploymentStatus.PENDING
                      else "deployment.started", target=dep, request=request,
@@ -436,22 +540,32 @@ def deployment_pause(*, deployment: Deployment, actor: User | None, request=None
     return dep
 
 
-def cancel_open_orders(dep: Deployment, *, symbol: str | None = None,
-                       reason: str) -> list[ManagedOrder]:
-    """Cancel the deployment's working orders at its broker (dep locked, in a transaction)."""
+def cancel_open_orders(dep: Deployment, *, symbol: str | None = None, reason: str,
+                       reconcile: bool = False, actor: User | None = None,
+                       request=None) -> list[ManagedOrder]:
+    """Cancel the deployment's working orders at its broker (dep locked, in a transaction).
+    With `reconcile`, a live deployment first adopts the exchange's view, so an order the
+    exchange has and the saved state lost is cancelled too. A venue failure is a 503 (422
+    when it refuses) and changes nothing."""
     if not dep.state:
         return []
     state, broker = load_session(dep)
-    oms = OrderManager(state.deployment_id, broker, None, state.orders)
     ts = state.last_timestamp or 0
     actions: list[Action] = []
     cancelled = []
-    for order in oms.open_orders(symbol):
-        oms.cancel(order.client_order_id)
-        cancelled.append(order)
-        actions.append(Action("cancel", ts, {"client_order_id": order.client_order_id,
-                                             "symbol": order.symbol, "status": order.status,
-                                             "reason": reason}))
+    try:
+        if reconcile and is_live(dep):
+            state, actions = _reconcile_locked(dep, state, broker, reason=reason, actor=actor,
+                                               request=request)
+        oms = OrderManager(state.deployment_id, broker, None, state.orders)
+        for order in oms.open_orders(symbol):
+            oms.cancel(order.client_order_id)
+            cancelled.append(order)
+            actions.append(Action("cancel", ts, {"client_order_id": order.client_order_id,
+                                                 "symbol": order.symbol,
+                                                 "status": order.status, "reason": reason}))
+    except BrokerError as exc:
+        raise _broker_failure(dep, exc) from None
     state.orders = oms.orders
     save_session(dep, state, broker, actions)
     return cancelled
@@ -464,7 +578,9 @@ def deployment_stop(*, deployment: Deployment, actor: User | None, request=None)
         if dep.status == DeploymentStatus.STOPPED:
             raise Conflict("The deployment is already stopped.", code="bad_state")
         was = dep.status
-        cancelled = cancel_open_orders(dep, reason="deployment stopped")
+        _credentials_used(dep, purpose="deployment.stopped", actor=actor, request=request)
+        cancelled = cancel_open_orders(dep, reason="deployment stopped", reconcile=True,
+                                       actor=actor, request=request)
         dep.status = DeploymentStatus.STOPPED
         dep.stopped_at = timezone.now()
         dep.save(update_fields=["status", "stopped_at"])
@@ -498,7 +614,14 @@ def deployment_halt(*, deployment: Deployment, rule: str, reason: str) -> Deploy
         dep = _locked(deployment.pk)
         if dep.status in (DeploymentStatus.STOPPED, DeploymentStatus.HALTED):
             return dep
-        cancel_open_orders(dep, reason=f"halted: {rule}")
+        try:
+            with transaction.atomic():
+                cancel_open_orders(dep, reason=f"halted: {rule}")
+        except ApplicationError as exc:
+            # The halt must not wait for the venue: it stops the decisions now, and the
+            # orders left working are cancelled by whoever resumes or stops it.
+            logger.warning("deployment %s halted with its orders not cancelled: %s", dep.pk,
+                           exc.message)
         _halt_locked(dep, rule=rule, reason=reason, at_ns=dep.last_bar_ts or time.time_ns())
     return dep
 
@@ -506,10 +629,30 @@ def deployment_halt(*, deployment: Deployment, rule: str, reason: str) -> Deploy
 # --- the step -----------------------------------------------------------------------------------
 
 def deployment_advance(*, deployment_id: int, until_ns: int | None = None) -> str:
-    """Advance a running deployment through the bars final at `until_ns` (default now)."""
+    """Advance a running deployment through the bars final at `until_ns` (default now).
+
+    A venue failing anywhere in the step (bars, fills, order states, reconciliation) rolls
+    the whole step back: the deployment stays running and the next tick takes the step again,
+    with the same client order ids."""
+    until_ns = time.time_ns() if until_ns is None else until_ns
+    try:
+        return _advance(deployment_id, until_ns)
+    except BrokerError as exc:
+        account = BrokerAccount.objects.filter(deployments=deployment_id).first()
+        text = scrub(str(exc), account) if account is not None else type(exc).__name__
+        logger.warning("deployment %s: step not taken, the exchange failed (%s: %s); the next "
+                       "tick retries", deployment_id, type(exc).__name__, text[:300],
+                       extra={"deployment_id": deployment_id})
+        return f"retry later: {type(exc).__name__}"
+    except ApplicationError as exc:  # the account can no longer trade (options, credentials)
+        logger.warning("deployment %s: step not taken: %s", deployment_id, exc.message,
+                       extra={"deployment_id": deployment_id})
+        return f"blocked: {exc.code}"
+
+
+def _advance(deployment_id: int, until_ns: int) -> str:
     from risk.services import breach_record, rulebook_for
 
-    until_ns = time.time_ns() if until_ns is None else until_ns
     with transaction.atomic():
         try:
             dep = _locked(deployment_id)
@@ -523,12 +666,20 @@ def deployment_advance(*, deployment_id: int, until_ns: int | None = None) -> st
         k_to = min(latest_final_index(dep, until_ns) + 1, k_last + 1 + MAX_BARS_PER_STEP)
         if k_to <= k_last + 1:
             return "up to date"
-        bars = synthetic_bars(dep, k_last + 1, k_to, _last_close(dep, state))
+        reconciled = _needs_reconcile(dep)
+        caught_up: list[Action] = []
+        if reconciled:
+            state, caught_up = _reconcile_locked(dep, state, broker, reason="restart")
+        bars = deployment_bars(dep, k_last + 1, k_to, now_ns=until_ns, state=state)
+        if bars.n_bars == 0:  # the exchange has not published the candles yet
+            if reconciled:
+                save_session(dep, state, broker, caught_up)
+            return "waiting for bars"
         rulebook = rulebook_for(organization=dep.organization,
                                 strategy=dep.strategy_version.strategy_id, deployment=dep.pk)
         strategy = engine_strategy(dep.strategy_version)
         new_state, actions = advance(state, bars, strategy, broker, rulebook)
-        save_session(dep, new_state, broker, actions)
+        save_session(dep, new_state, broker, caught_up + actions)
         for action in actions:
             if action.kind == "refused":
                 rule, _, reason = action.data.get("reason", "").removeprefix("risk ") \
@@ -544,7 +695,7 @@ def deployment_advance(*, deployment_id: int, until_ns: int | None = None) -> st
                          at_ns=halt.timestamp)
         _event(dep, "deployment.step", last_bar_ts=new_state.last_timestamp,
                equity=new_state.equity, cash=new_state.cash, positions=new_state.positions)
-    return f"advanced {k_to - k_last - 1} bar(s)"
+    return f"advanced {bars.n_bars} bar(s)"
 
 
 def running_deployment_ids() -> list[int]:
