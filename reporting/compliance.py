@@ -7,17 +7,34 @@ decision makers) to the parameters it is given. Times are UTC with microseconds,
 field 28 requires (``YYYY-MM-DDThh:mm:ss.ffffffZ``); buy/sell is ``BUYI``/``SELL``; the venue is
 a segment MIC (``XOFF`` for off-venue trades).
 
-XML layout (`rts22_xml`), documented here because it is Nexow's own, modelled on the ISO 20022
-auth.016 element names but not the regulator's schema::
+XML (`rts22_xml`) is the regulator's layout: an ISO 20022 ``auth.016.001.01`` document
+(FinInstrmRptgTxRpt) in the namespace ``urn:iso:std:iso:20022:tech:xsd:auth.016.001.01``, one
+``Tx/New`` per execution, with only the elements Nexow knows, in the schema's order::
 
-    <TransactionReport generated="2024-01-31T00:00:00Z" reportingEntity="LEI...">
-      <Transaction>
-        <TxId/> <ExctgPty/> <InvstmtDcsnPrsn/> <ExctgPrsn/> <AlgoInd/>
-        <TradDt/> <BuySellInd/> <Qty/> <Pric/> <PricCcy/> <NetAmt/>
-        <TradVn/> <FinInstrmId/> <FinInstrmNm/>
-      </Transaction>
-      ...
-    </TransactionReport>
+    <Document xmlns="urn:iso:std:iso:20022:tech:xsd:auth.016.001.01">
+      <FinInstrmRptgTxRpt>
+        <Tx><New>
+          <TxId/> <ExctgPty/> <InvstmtPtyInd/> <SubmitgPty/>
+          <Buyr><AcctOwnr><Id><LEI/> | <MIC/> | <Intl/></Id></AcctOwnr></Buyr>
+          <Sellr>(the same)</Sellr>
+          <Tx> <TradDt/> <TradgCpcty/> <Qty><Unit/></Qty>
+               <Pric><Pric><MntryVal><Amt Ccy=""/></MntryVal></Pric></Pric>
+               <NetAmt/> <TradVn/> </Tx>
+          <FinInstrm><Id/> (an ISIN) | <Othr><FinInstrmGnlAttrbts>
+              <FullNm/> <ClssfctnTp/> <NtnlCcy/></FinInstrmGnlAttrbts></Othr></FinInstrm>
+          <InvstmtDcsnPrsn><Algo/> | <Prsn>...</Prsn></InvstmtDcsnPrsn>
+          <ExctgPrsn><Algo/> | <Prsn>...</Prsn></ExctgPrsn>
+          <AddtlAttrbts><SctiesFincgTxInd>false</SctiesFincgTxInd></AddtlAttrbts>
+        </New></Tx>
+        ...
+      </FinInstrmRptgTxRpt>
+    </Document>
+
+The firm's own side (buyer of a buy, seller of a sell) is the executing entity's LEI; the other
+side is the counterparty's LEI when given, otherwise the venue's MIC for an on-venue trade,
+otherwise ``<Intl>INTC</Intl>`` (the placeholder a real submission must replace with the
+counterparty). A person (decision maker or trader) is ``Prsn/Othr/Id`` with the scheme
+``NIDN`` (national identifier, as given) and, when known, ``CtryOfBrnch``.
 
 Best execution: slippage of a fill is measured against the price at the time the order was
 decided (arrival price), signed so that a positive number is a cost:
@@ -31,6 +48,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -64,6 +82,10 @@ class Transaction:
     decision_maker: str = ""  # person or algorithm that decided
     executed_by: str = ""  # person or algorithm that executed
     algorithm_id: str | None = None  # set for algorithmic trades
+    counterparty: str = ""  # the other side's LEI, when known
+    trading_capacity: str = "DEAL"  # DEAL (own account), MTCH or AOTC
+    instrument_cfi: str = ""  # ISO 10962 classification, when known
+    person_country: str = ""  # branch country (ISO 3166) of the persons named
 
 
 RTS22_FIELDS: tuple[tuple[str, str], ...] = (
@@ -129,28 +151,108 @@ def rts22_csv(transactions: Iterable[Transaction], *, executing_entity: str = ""
     return out.getvalue()
 
 
-_XML_ELEMENTS = (
-    ("TxId", "transaction_reference"), ("ExctgPty", "executing_entity"),
-    ("InvstmtDcsnPrsn", "investment_decision"), ("ExctgPrsn", "execution_within_firm"),
-    ("AlgoInd", "algorithmic"), ("TradDt", "trading_date_time"), ("BuySellInd", "buy_sell"),
-    ("Qty", "quantity"), ("Pric", "price"), ("PricCcy", "price_currency"),
-    ("NetAmt", "net_amount"), ("TradVn", "venue"), ("FinInstrmId", "instrument_id"),
-    ("FinInstrmNm", "instrument_name"),
-)
+AUTH016_NS = "urn:iso:std:iso:20022:tech:xsd:auth.016.001.01"
+_LEI = re.compile(r"^[A-Z0-9]{18}[0-9]{2}$")
+_ISIN = re.compile(r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$")
+_MIC = re.compile(r"^[A-Z0-9]{4}$")
+
+
+def is_isin(code: str) -> bool:
+    """True for a well-formed ISIN whose check digit is right (ISO 6166, Luhn over the digits
+    of the letters' values)."""
+    if not _ISIN.match(code or ""):
+        return False
+    digits = "".join(str(int(c, 36)) for c in code[:-1])
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d // 10 + d % 10
+    return (10 - total % 10) % 10 == int(code[-1])
+
+
+def is_lei(code: str) -> bool:
+    """True for a well-formed LEI (ISO 17442: 18 characters and two check digits, ISO 7064
+    MOD 97-10)."""
+    if not _LEI.match(code or ""):
+        return False
+    return int("".join(str(int(c, 36)) for c in code)) % 97 == 1
+
+
+def _el(parent: ET.Element, tag: str, text: str | None = None,
+        attrib: dict[str, str] | None = None) -> ET.Element:
+    node = ET.SubElement(parent, f"{{{AUTH016_NS}}}{tag}", attrib or {})
+    if text is not None:
+        node.text = text
+    return node
+
+
+def _party(parent: ET.Element, tag: str, code: str, venue: str, *, ours: bool) -> None:
+    ident = _el(_el(_el(parent, tag), "AcctOwnr"), "Id")
+    if ours or is_lei(code):
+        _el(ident, "LEI", code)
+    elif venue and venue != OFF_VENUE and _MIC.match(venue):
+        _el(ident, "MIC", venue)
+    else:
+        _el(ident, "Intl", "INTC")
+
+
+def _person_or_algo(parent: ET.Element, tag: str, algorithm: str | None, person: str,
+                    country: str) -> None:
+    if not algorithm and not person:
+        return
+    node = _el(parent, tag)
+    if algorithm:
+        _el(node, "Algo", algorithm)
+        return
+    prsn = _el(node, "Prsn")
+    if country:
+        _el(prsn, "CtryOfBrnch", country)
+    othr = _el(prsn, "Othr")
+    _el(othr, "Id", person)
+    _el(_el(othr, "SchmeNm"), "Cd", "NIDN")
 
 
 def rts22_xml(transactions: Iterable[Transaction], *, executing_entity: str = "",
-              generated_at: dt.datetime | None = None) -> bytes:
-    """The report as UTF-8 XML with the element layout of the module docstring."""
-    root = ET.Element("TransactionReport", {
-        "generated": _utc(generated_at or dt.datetime.now(dt.UTC)),
-        "reportingEntity": executing_entity})
-    for row in rts22_rows(transactions, executing_entity=executing_entity):
-        tx = ET.SubElement(root, "Transaction")
-        for element, key in _XML_ELEMENTS:
-            ET.SubElement(tx, element).text = row[key]
-        if row["algorithm_id"]:
-            ET.SubElement(tx, "AlgoId").text = row["algorithm_id"]
+              submitting_entity: str = "") -> bytes:
+    """The report as an ISO 20022 auth.016.001.01 document (see the module docstring), UTF-8.
+    `submitting_entity` defaults to the executing entity (a firm reporting for itself)."""
+    txs = list(transactions)
+    rows = rts22_rows(txs, executing_entity=executing_entity)
+    ET.register_namespace("", AUTH016_NS)
+    root = ET.Element(f"{{{AUTH016_NS}}}Document")
+    report = _el(root, "FinInstrmRptgTxRpt")
+    for t, row in zip(txs, rows, strict=True):
+        new = _el(_el(report, "Tx"), "New")
+        _el(new, "TxId", row["transaction_reference"])
+        _el(new, "ExctgPty", executing_entity)
+        _el(new, "InvstmtPtyInd", "true")
+        _el(new, "SubmitgPty", submitting_entity or executing_entity)
+        ours, theirs = executing_entity, t.counterparty
+        buyer, seller = (ours, theirs) if t.side == "buy" else (theirs, ours)
+        _party(new, "Buyr", buyer, row["venue"], ours=t.side == "buy")
+        _party(new, "Sellr", seller, row["venue"], ours=t.side == "sell")
+        tx = _el(new, "Tx")
+        _el(tx, "TradDt", row["trading_date_time"])
+        _el(tx, "TradgCpcty", t.trading_capacity)
+        _el(_el(tx, "Qty"), "Unit", row["quantity"])
+        _el(_el(_el(_el(tx, "Pric"), "Pric"), "MntryVal"), "Amt", row["price"],
+            {"Ccy": row["price_currency"]})
+        _el(tx, "NetAmt", row["net_amount"])
+        _el(tx, "TradVn", row["venue"])
+        instrument = _el(new, "FinInstrm")
+        if is_isin(t.instrument):
+            _el(instrument, "Id", t.instrument)
+        else:
+            attrs = _el(_el(instrument, "Othr"), "FinInstrmGnlAttrbts")
+            _el(attrs, "FullNm", t.instrument_name or t.instrument)
+            if t.instrument_cfi:
+                _el(attrs, "ClssfctnTp", t.instrument_cfi)
+            _el(attrs, "NtnlCcy", t.currency)
+        _person_or_algo(new, "InvstmtDcsnPrsn", t.algorithm_id, t.decision_maker,
+                        t.person_country)
+        _person_or_algo(new, "ExctgPrsn", t.algorithm_id, t.executed_by or t.decision_maker,
+                        t.person_country)
+        _el(_el(new, "AddtlAttrbts"), "SctiesFincgTxInd", "false")
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 

@@ -42,6 +42,7 @@ class ReportFormat(models.TextChoices):
     CSV = "csv", "CSV"
     XML = "xml", "XML"
     XLSX = "xlsx", "Excel"
+    JSON = "json", "JSON"
 
 
 # Formats each kind can be produced in; the first is the default.
@@ -49,7 +50,7 @@ KIND_FORMATS: dict[str, tuple[str, ...]] = {
     ReportKind.PERFORMANCE: ("pdf",),
     ReportKind.STATEMENT: ("pdf", "xlsx"),
     ReportKind.TRADES: ("xlsx", "csv"),
-    ReportKind.TAX: ("pdf", "csv", "xlsx"),
+    ReportKind.TAX: ("pdf", "csv", "xlsx", "json"),
     ReportKind.RTS22: ("xml", "csv"),
     ReportKind.BEST_EXECUTION: ("pdf", "csv", "xlsx"),
     ReportKind.RISK_BREACHES: ("pdf", "csv", "xlsx"),
@@ -75,6 +76,7 @@ CONTENT_TYPES = {
     "csv": "text/csv",
     "xml": "application/xml",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "json": "application/json",
 }
 
 

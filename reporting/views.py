@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.portal import member_or_404
 from accounts.selectors import Caller
 from nexow_site.errors import ApplicationError, NotFound
-from reporting import selectors, services
+from reporting import selectors, services, sources
 from reporting.models import (
     KIND_FORMATS,
     SUBSCRIPTION_REPORT_KIND,
@@ -49,27 +49,68 @@ class _JsonField(forms.CharField):
         return data
 
 
-class GenerateForm(forms.Form):
+def _source_choices(organization) -> list[tuple[str, str]]:
+    """The organisation's deployments and broker accounts, as report sources."""
+    from trading.selectors_live import broker_account_list, deployment_list
+
+    deployments = [(f"deployment:{d.pk}",
+                    f"Deployment {d.pk}: {d.name or d.strategy_version.strategy.name} "
+                    f"on {d.broker_account.name} ({d.status})")
+                   for d in deployment_list(organization=organization).order_by("pk")]
+    accounts = [(f"broker_account:{a.pk}", f"Broker account {a.name} ({a.kind}, {a.mode})")
+                for a in broker_account_list(organization=organization)]
+    return [("", "— as in the parameters —"), *deployments, *accounts]
+
+
+class _SourceMixin:
+    """A choice of the organisation's deployment or broker account, merged into the
+    parameters as ``deployment`` or ``broker_account``."""
+
+    def _add_source(self, organization) -> None:
+        self.fields["source"] = forms.ChoiceField(
+            choices=_source_choices(organization), required=False,
+            label="Deployment or broker account",
+            help_text="Statements, tax, RTS 22, best-execution (and performance, for a "
+                      "deployment) from its fills.")
+
+    def parameters_with_source(self) -> dict:
+        params = dict(self.cleaned_data.get("parameters") or {})
+        source = self.cleaned_data.get("source")
+        if source:
+            field, _, pk = source.partition(":")
+            params.pop("deployment", None)
+            params.pop("broker_account", None)
+            params[field] = int(pk)
+        return params
+
+
+class GenerateForm(_SourceMixin, forms.Form):
     kind = forms.ChoiceField(choices=ReportKind.choices)
     format = forms.ChoiceField(choices=[("", "default"), *ReportFormat.choices], required=False)
     parameters = _JsonField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
-                            help_text='e.g. {"simulation_id": 12, "benchmark_symbol": "SPY"}')
+                            help_text='e.g. {"simulation_id": 12, "benchmark_symbol": "SPY"} '
+                                      'or {"start": "2026-01-01", "end": "2026-01-31"} with a '
+                                      'deployment chosen above')
 
-    def __init__(self, *args, role: str, **kwargs):
+    def __init__(self, *args, role: str, organization, **kwargs):
         super().__init__(*args, **kwargs)
         visible = set(kinds_visible_to(role))
         self.fields["kind"].choices = [c for c in ReportKind.choices if c[0] in visible]
+        self._add_source(organization)
+        self.order_fields(["kind", "format", "source", "parameters"])
 
 
-class SubscribeForm(forms.Form):
+class SubscribeForm(_SourceMixin, forms.Form):
     kind = forms.ChoiceField(choices=SubscriptionKind.choices)
     parameters = _JsonField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
-    def __init__(self, *args, role: str, **kwargs):
+    def __init__(self, *args, role: str, organization, **kwargs):
         super().__init__(*args, **kwargs)
         visible = set(kinds_visible_to(role))
         self.fields["kind"].choices = [c for c in SubscriptionKind.choices
                                        if SUBSCRIPTION_REPORT_KIND[c[0]] in visible]
+        self._add_source(organization)
+        self.order_fields(["kind", "source", "parameters"])
 
 
 def _reports_page(request: HttpRequest, caller: Caller, form: GenerateForm,
@@ -86,17 +127,20 @@ def _reports_page(request: HttpRequest, caller: Caller, form: GenerateForm,
 def reports(request: HttpRequest, slug: str) -> HttpResponse:
     caller = _caller(request, slug)
     if request.method == "GET":
-        return _reports_page(request, caller, GenerateForm(role=caller.role))
+        return _reports_page(request, caller, GenerateForm(role=caller.role,
+                                                           organization=caller.organization))
     if not caller.has_scope("reports:write"):
         raise PermissionDenied("Your role does not allow generating reports.")
-    form = GenerateForm(request.POST, role=caller.role)
+    form = GenerateForm(request.POST, role=caller.role, organization=caller.organization)
     if not form.is_valid():
         return _reports_page(request, caller, form, status=400)
     try:
+        parameters = form.parameters_with_source()
+        sources.parameters_check(organization=caller.organization,
+                                 kind=form.cleaned_data["kind"], parameters=parameters)
         report = services.report_request(
             organization=caller.organization, caller=caller, kind=form.cleaned_data["kind"],
-            fmt=form.cleaned_data["format"] or None, parameters=form.cleaned_data["parameters"],
-            request=request)
+            fmt=form.cleaned_data["format"] or None, parameters=parameters, request=request)
     except ApplicationError as exc:
         form.add_error(None, exc.message)
         return _reports_page(request, caller, form, status=400)
@@ -130,14 +174,19 @@ def _subscriptions_page(request: HttpRequest, caller: Caller, form: SubscribeFor
 def subscriptions(request: HttpRequest, slug: str) -> HttpResponse:
     caller = _caller(request, slug)
     if request.method == "GET":
-        return _subscriptions_page(request, caller, SubscribeForm(role=caller.role))
-    form = SubscribeForm(request.POST, role=caller.role)
+        return _subscriptions_page(request, caller, SubscribeForm(
+            role=caller.role, organization=caller.organization))
+    form = SubscribeForm(request.POST, role=caller.role, organization=caller.organization)
     if not form.is_valid():
         return _subscriptions_page(request, caller, form, status=400)
     try:
+        parameters = form.parameters_with_source()
+        sources.parameters_check(organization=caller.organization,
+                                 kind=SUBSCRIPTION_REPORT_KIND[form.cleaned_data["kind"]],
+                                 parameters=parameters)
         services.subscription_create(organization=caller.organization, caller=caller,
-                                     kind=form.cleaned_data["kind"],
-                                     parameters=form.cleaned_data["parameters"], request=request)
+                                     kind=form.cleaned_data["kind"], parameters=parameters,
+                                     request=request)
     except ApplicationError as exc:
         form.add_error(None, exc.message)
         return _subscriptions_page(request, caller, form, status=400)

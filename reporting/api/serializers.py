@@ -15,11 +15,21 @@ from reporting.models import (
     SubscriptionKind,
 )
 
+PARAMETERS_HELP = (
+    "The report's source and options (docs/reporting.md lists them per kind). Sources: "
+    "`deployment` (id of one of your deployments) or `broker_account` (id of one of your broker "
+    "accounts: all its deployments' fills) for statement (with `start`, `end`), tax (with "
+    "`year`, `jurisdiction`, `method`, `digital_assets`), rts22 (with `executing_entity` LEI, "
+    "`counterparty`, `isins`, `venue`, `decision_maker`), best_execution and performance "
+    "(deployment only); `simulation_id` for a stored simulation; `account` (an account-activity "
+    "object) for a statement; `trades_csv` for a tax report. An id of another organisation is "
+    "a 400 naming the field.")
+
 
 class ReportRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ReportKind.choices)
     format = serializers.ChoiceField(choices=ReportFormat.choices, required=False)
-    parameters = serializers.JSONField(required=False, default=dict)
+    parameters = serializers.JSONField(required=False, default=dict, help_text=PARAMETERS_HELP)
 
     def validate_parameters(self, value):
         if not isinstance(value, dict):
@@ -49,7 +59,10 @@ class ReportOutSerializer(serializers.ModelSerializer):
 
 class SubscriptionCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=SubscriptionKind.choices)
-    parameters = serializers.JSONField(required=False, default=dict)
+    parameters = serializers.JSONField(
+        required=False, default=dict,
+        help_text="The parameters of the report each period produces (as for generating one; "
+                  "the schedule sets the period: start/end or year).")
 
     def validate_parameters(self, value):
         if not isinstance(value, dict):

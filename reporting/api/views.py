@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericViewSet
 from nexow_site.errors import Conflict
-from reporting import selectors, services
+from reporting import selectors, services, sources
 from reporting.api import serializers as s
-from reporting.models import Report, ReportDelivery, ReportStatus, ReportSubscription
+from reporting.models import (
+    SUBSCRIPTION_REPORT_KIND,
+    Report,
+    ReportDelivery,
+    ReportStatus,
+    ReportSubscription,
+)
 
 _NO_CONTENT = OpenApiResponse(description="Done; no content.")
 
@@ -58,9 +64,28 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantGene
         return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(summary="Generate a report (queued; poll the report or its download)",
-                   request=s.ReportRequestSerializer, responses={202: s.ReportOutSerializer})
+                   request=s.ReportRequestSerializer, responses={202: s.ReportOutSerializer},
+                   examples=[
+                       OpenApiExample("Monthly statement of a deployment", request_only=True,
+                                      value={"kind": "statement", "format": "pdf",
+                                             "parameters": {"deployment": 12,
+                                                            "start": "2026-01-01",
+                                                            "end": "2026-01-31"}}),
+                       OpenApiExample("US tax report of a broker account", request_only=True,
+                                      value={"kind": "tax", "format": "json",
+                                             "parameters": {"broker_account": 3, "year": 2026,
+                                                            "jurisdiction": "us",
+                                                            "method": "fifo"}}),
+                       OpenApiExample("RTS 22 XML of a deployment", request_only=True,
+                                      value={"kind": "rts22", "format": "xml",
+                                             "parameters": {"deployment": 12,
+                                                            "executing_entity":
+                                                                "5493001KJTIIGC8Y1R12"}}),
+                   ])
     def create(self, request, org_slug: str):
         data = _valid(s.ReportRequestSerializer, request.data)
+        sources.parameters_check(organization=self.organization, kind=data["kind"],
+                                 parameters=data["parameters"])
         report = services.report_request(organization=self.organization, caller=self.caller,
                                          kind=data["kind"], fmt=data.get("format"),
                                          parameters=data["parameters"], request=request)
@@ -113,6 +138,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                    responses={201: s.SubscriptionOutSerializer})
     def create(self, request, org_slug: str):
         data = _valid(s.SubscriptionCreateSerializer, request.data)
+        sources.parameters_check(organization=self.organization,
+                                 kind=SUBSCRIPTION_REPORT_KIND.get(data["kind"], ""),
+                                 parameters=data["parameters"])
         sub = services.subscription_create(organization=self.organization, caller=self.caller,
                                            kind=data["kind"], parameters=data["parameters"],
                                            request=request)
@@ -124,6 +152,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def partial_update(self, request, org_slug: str, pk: int):
         sub = self.get_object()
         data = _valid(s.SubscriptionUpdateSerializer, request.data)
+        if data.get("parameters") is not None:
+            sources.parameters_check(organization=self.organization,
+                                     kind=SUBSCRIPTION_REPORT_KIND.get(sub.kind, ""),
+                                     parameters=data["parameters"])
         sub = services.subscription_update(subscription=sub, actor=request.user,
                                            active=data.get("active"),
                                            parameters=data.get("parameters"), request=request)

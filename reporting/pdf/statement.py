@@ -4,6 +4,7 @@ activity list, from a computed `reporting.statements.Statement` (all money Decim
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,8 +29,10 @@ from reporting.statements import Statement
 
 
 def statement_pdf(statement: Statement, target: str | Path | BinaryIO | None = None, *,
-                  organization: str, generated_at: dt.datetime | None = None) -> bytes | None:
-    """Render the statement; returns the bytes when `target` is None."""
+                  organization: str, generated_at: dt.datetime | None = None,
+                  notes: Sequence[str] = ()) -> bytes | None:
+    """Render the statement; returns the bytes when `target` is None. `notes` (where the
+    figures come from) are printed under the summary."""
     a = statement.activity
     cur = a.currency
     generated = generated_at or dt.datetime.now(dt.UTC)
@@ -51,6 +54,7 @@ def statement_pdf(statement: Statement, target: str | Path | BinaryIO | None = N
     else:
         story.append(para("Closing value = opening value + deposits − withdrawals + income − fees "
                           "+ realised P&L + change in unrealised P&L (average cost).", SMALL))
+    story += [para(note, SMALL) for note in notes]
     story += [
         room(), para("Positions at close", H1),
         table(["Symbol", "Quantity", "Avg cost", "Cost", "Price", "Market value",

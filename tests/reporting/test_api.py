@@ -143,7 +143,7 @@ def test_members_subscribe_themselves_and_see_only_their_own():
     org, users = org_with_roles()
     viewer = session_client(users[Role.VIEWER])
     resp = viewer.post(_url("subscription-list", org), {"kind": "weekly_performance",
-                                                        "parameters": {"simulation_id": 1}},
+                                                        "parameters": {"rolling_window": 21}},
                        format="json")
     assert resp.status_code == 201 and resp.json()["email"] == users[Role.VIEWER].email
     # A viewer may not receive compliance kinds.
@@ -254,17 +254,19 @@ def test_rts22_and_trades_exports_of_a_stored_simulation(eager):
     with eager():
         xml_id = client.post(_url("report-list", org), {
             "kind": "rts22", "parameters": {"simulation_id": sim.pk,
-                                            "executing_entity": "LEI-TEST"}},
+                                            "executing_entity": "5493001KJTIIGC8Y1R12"}},
             format="json").json()["id"]
         csv_id = client.post(_url("report-list", org), {
             "kind": "trades", "format": "csv", "parameters": {"simulation_id": sim.pk}},
             format="json").json()["id"]
     root = ET.fromstring(_body(client.get(_url("report-download", org, pk=xml_id))))
-    txs = root.findall("Transaction")
+    ns = {"a": "urn:iso:std:iso:20022:tech:xsd:auth.016.001.01"}
+    txs = root.findall("a:FinInstrmRptgTxRpt/a:Tx/a:New", ns)
     from trading.selectors import simulation_fills
 
     assert len(txs) == len(simulation_fills(simulation=sim)) > 0
-    assert txs[0].findtext("AlgoInd") == "true" and txs[0].findtext("ExctgPty") == "LEI-TEST"
+    assert txs[0].findtext("a:InvstmtDcsnPrsn/a:Algo", namespaces=ns).startswith("NEXOW-")
+    assert txs[0].findtext("a:ExctgPty", namespaces=ns) == "5493001KJTIIGC8Y1R12"
     rows = list(csv.DictReader(io.StringIO(_body(client.get(
         _url("report-download", org, pk=csv_id))).decode())))
     assert len(rows) == sim.trades.count()

@@ -50,17 +50,40 @@ def test_rts22_csv_carries_the_known_fields():
     assert first["executing_entity"] == "LEI123"
 
 
-def test_rts22_xml_is_well_formed_with_the_documented_layout():
-    root = ET.fromstring(compliance.rts22_xml(_txs(), executing_entity="LEI123",
-                                              generated_at=T0))
-    assert root.tag == "TransactionReport" and root.get("reportingEntity") == "LEI123"
-    txs = root.findall("Transaction")
-    assert len(txs) == 2
-    assert txs[0].findtext("BuySellInd") == "BUYI"
-    assert txs[0].findtext("Qty") == "100" and txs[0].findtext("Pric") == "170.25"
-    assert txs[0].findtext("AlgoId") == "ALGO-SMA-1"
-    assert txs[1].find("AlgoId") is None
-    assert txs[1].findtext("TradVn") == "XOFF"
+LEI = "5493001KJTIIGC8Y1R12"  # a well-formed LEI (check digits valid)
+NS = {"a": compliance.AUTH016_NS}
+
+
+def test_rts22_xml_is_an_iso_20022_auth016_document():
+    root = ET.fromstring(compliance.rts22_xml(_txs(), executing_entity=LEI))
+    assert root.tag == f"{{{compliance.AUTH016_NS}}}Document"
+    news = root.findall("a:FinInstrmRptgTxRpt/a:Tx/a:New", NS)
+    assert len(news) == 2
+    first, second = news
+    assert first.findtext("a:TxId", namespaces=NS) == "T1"
+    assert first.findtext("a:ExctgPty", namespaces=NS) == LEI
+    assert first.findtext("a:SubmitgPty", namespaces=NS) == LEI
+    assert first.findtext("a:Tx/a:Qty/a:Unit", namespaces=NS) == "100"
+    amount = first.find("a:Tx/a:Pric/a:Pric/a:MntryVal/a:Amt", NS)
+    assert (amount.text, amount.get("Ccy")) == ("170.25", "USD")
+    # An ISIN identifies the instrument; a buy makes the firm the buyer.
+    assert first.findtext("a:FinInstrm/a:Id", namespaces=NS) == "US0378331005"
+    assert first.findtext("a:Buyr/a:AcctOwnr/a:Id/a:LEI", namespaces=NS) == LEI
+    assert first.findtext("a:Sellr/a:AcctOwnr/a:Id/a:MIC", namespaces=NS) == "XNAS"
+    assert first.findtext("a:InvstmtDcsnPrsn/a:Algo", namespaces=NS) == "ALGO-SMA-1"
+    # The second: a person decided, another executed, off venue, the firm sold.
+    assert second.findtext("a:Tx/a:TradVn", namespaces=NS) == "XOFF"
+    assert second.findtext("a:Sellr/a:AcctOwnr/a:Id/a:LEI", namespaces=NS) == LEI
+    assert second.findtext("a:Buyr/a:AcctOwnr/a:Id/a:Intl", namespaces=NS) == "INTC"
+    assert second.findtext("a:InvstmtDcsnPrsn/a:Prsn/a:Othr/a:Id", namespaces=NS) == "john.roe"
+    assert second.findtext("a:ExctgPrsn/a:Prsn/a:Othr/a:Id", namespaces=NS) == "desk.trader"
+    assert second.find("a:InvstmtDcsnPrsn/a:Algo", NS) is None
+
+
+def test_isin_and_lei_check_digits():
+    assert compliance.is_isin("US0378331005") and not compliance.is_isin("US0378331006")
+    assert compliance.is_lei(LEI) and not compliance.is_lei(LEI[:-1] + "3")
+    assert not compliance.is_lei("LEI123")
 
 
 def test_rts22_refuses_naive_times():
