@@ -2,13 +2,23 @@
 organisation a few strategies with finished simulations, so a newcomer sees a living product.
 
 Simulations are executed in-process with the same service the worker calls; the queued message
-their creation also sends finds them finished and does nothing.
+their creation also sends finds them finished and does nothing. The demo organisation also gets a
+paper broker account and a running paper deployment of the SMA strategy on the synthetic live
+feed, created and started through the deployment services, so the dashboard and the deployments
+pages move from the first minute.
 """
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from accounts.models import Organization, User
-from trading.models import Dataset, Simulation, Strategy
+from trading.models import BrokerAccount, Dataset, Deployment, Simulation, Strategy
+from trading.services.deployments import (
+    broker_account_create,
+    deployment_create,
+    deployment_start,
+)
 from trading.services.marketdata import dataset_generate
 from trading.services.simulations import simulation_create, simulation_execute
 from trading.services.strategies import strategy_create, version_create
@@ -24,6 +34,13 @@ PLATFORM_DATASETS = (
      {"bar_seconds": 3_600, "decimals": 2, "symbols": ("DEMOX", "DEMOY")},
      {"asset_class": "equity", "calendar": "exchange", "currency": "USD"}),
 )
+
+DEMO_ACCOUNT = "Demo paper account"
+DEMO_DEPLOYMENT = "SMA 10/50 on BTC/USD (paper)"
+DEMO_DEPLOYMENT_STRATEGY = "SMA 10/50 crossover"
+# One-minute bars of a walk around the demo dataset's price; lookback covers the slow average.
+DEMO_DEPLOYMENT_CONFIG = {"cash": 100_000.0, "bar_seconds": 60, "lookback": 200,
+                          "warm_bars": 120, "s0": 40_000.0, "volatility": 0.0015}
 
 DEMO_STRATEGIES = (
     ("SMA 10/50 crossover", "sma_cross", {"fast": 10, "slow": 50}, "", "Demo BTCUSD 1m"),
@@ -52,7 +69,14 @@ def seed_platform_datasets(log=print) -> list[Dataset]:
 
 
 def seed_trading(*, organization: Organization, actor: User) -> list[Simulation]:
-    """Strategies and finished simulations for the demo organisation (once)."""
+    """Strategies and finished simulations for the demo organisation, and its running paper
+    deployment (each once)."""
+    runs = _seed_strategies(organization=organization, actor=actor)
+    seed_deployment(organization=organization, actor=actor)
+    return runs
+
+
+def _seed_strategies(*, organization: Organization, actor: User) -> list[Simulation]:
     datasets = {d.name: d for d in seed_platform_datasets(log=lambda _msg: None)}
     if Strategy.objects.filter(organization=organization).exists():
         return []
@@ -67,3 +91,23 @@ def seed_trading(*, organization: Organization, actor: User) -> list[Simulation]
         sim.refresh_from_db()
         runs.append(sim)
     return runs
+
+
+def seed_deployment(*, organization: Organization, actor: User) -> Deployment | None:
+    """The demo's paper account and its running SMA deployment; nothing when the account
+    exists already (a second seed changes nothing) or the SMA strategy is not there."""
+    if BrokerAccount.objects.filter(organization=organization, name=DEMO_ACCOUNT).exists():
+        return None
+    strategy = Strategy.objects.filter(organization=organization,
+                                       name=DEMO_DEPLOYMENT_STRATEGY).first()
+    version = strategy.versions.order_by("-number").first() if strategy else None
+    if version is None:
+        return None
+    with transaction.atomic():  # the account is the "done" marker: all of it or nothing
+        account = broker_account_create(organization=organization, actor=actor,
+                                        name=DEMO_ACCOUNT, kind="paper", mode="paper")
+        deployment = deployment_create(organization=organization, actor=actor,
+                                       strategy_version=version, broker_account=account,
+                                       symbols=["BTC/USD"], name=DEMO_DEPLOYMENT,
+                                       config=dict(DEMO_DEPLOYMENT_CONFIG))
+        return deployment_start(deployment=deployment, actor=actor)

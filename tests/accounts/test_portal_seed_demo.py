@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from accounts.models import AuditEvent, Membership, Organization, User
 from tests.accounts.authkit import login
+from trading.models import BrokerAccount, Deployment
 
 pytestmark = pytest.mark.django_db
 
@@ -57,13 +58,15 @@ def test_seed_demo_twice_changes_nothing(var_dir):
     call_command("seed_demo", verbosity=0)
     login_file = var_dir / "demo-login.json"
     first = login_file.read_text()
-    counts = (User.objects.count(), Membership.objects.count(), AuditEvent.objects.count())
+    counts = (User.objects.count(), Membership.objects.count(), AuditEvent.objects.count(),
+              BrokerAccount.objects.count(), Deployment.objects.count())
+    assert counts[3:] == (1, 1)  # the demo's paper account and its running deployment
 
     call_command("seed_demo", verbosity=0)
 
     assert login_file.read_text() == first
-    assert (User.objects.count(), Membership.objects.count(),
-            AuditEvent.objects.count()) == counts
+    assert (User.objects.count(), Membership.objects.count(), AuditEvent.objects.count(),
+            BrokerAccount.objects.count(), Deployment.objects.count()) == counts
     assert Organization.objects.count() == 1
 
 

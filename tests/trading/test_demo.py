@@ -1,10 +1,12 @@
-"""The demo a newcomer sees after `nexow start`: platform datasets, strategies and finished runs."""
+"""The demo a newcomer sees after `nexow start`: platform datasets, strategies and finished runs,
+and a paper deployment already trading."""
 
 import pytest
 from django.core.management import call_command
 
-from accounts.models import Organization
-from trading.models import Dataset, Simulation, Strategy
+from accounts.models import AuditEvent, Organization, User
+from trading.demo import DEMO_DEPLOYMENT_CONFIG, seed_trading
+from trading.models import BrokerAccount, Dataset, Deployment, Simulation, Strategy
 
 pytestmark = pytest.mark.django_db
 
@@ -22,3 +24,33 @@ def test_seed_demo_gives_the_demo_organisation_strategies_with_finished_simulati
     call_command("seed_demo", verbosity=0)
     assert Simulation.objects.filter(organization=org).count() == 3
     assert Dataset.objects.filter(organization__isnull=True).count() == 3
+
+
+def test_seed_demo_starts_a_paper_deployment_of_the_sma_strategy(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", verbosity=0)
+    org = Organization.objects.get(slug="demo")
+    account = BrokerAccount.objects.get(organization=org)
+    assert (account.name, account.kind, account.mode) == ("Demo paper account", "paper", "paper")
+    dep = Deployment.objects.get(organization=org)
+    assert dep.broker_account == account
+    assert dep.strategy_version.strategy.name == "SMA 10/50 crossover"
+    assert dep.strategy_version.params == {"fast": 10, "slow": 50}
+    assert dep.symbols == ["BTC/USD"] and dep.config == DEMO_DEPLOYMENT_CONFIG
+    # Started through the services: running, warmed up on its history, its start audited.
+    assert dep.status == "running" and dep.equity == 100_000
+    assert dep.last_bar_ts is not None and dep.state
+    assert list(AuditEvent.objects.filter(organization=org, action__startswith="deployment.")
+                .values_list("action", flat=True).order_by("sequence")) == [
+        "deployment.created", "deployment.started"]
+
+
+def test_seeding_the_trading_demo_again_adds_no_account_or_deployment(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", verbosity=0)
+    org = Organization.objects.get(slug="demo")
+    owner = User.objects.get(email="demo@nexow.localhost")
+    assert seed_trading(organization=org, actor=owner) == []
+    assert (BrokerAccount.objects.filter(organization=org).count(),
+            Deployment.objects.filter(organization=org).count(),
+            Simulation.objects.filter(organization=org).count()) == (1, 1, 3)
