@@ -34,8 +34,8 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 DEMO_DATA = r"""
 import json
 from accounts.models import Organization, User
-from trading.models import Simulation
-from trading.services import marketdata, simulations, strategies
+from trading.models import Analysis, Simulation
+from trading.services import analyses, marketdata, simulations, strategies
 
 org = Organization.objects.get(slug="demo")
 owner = User.objects.get(email="demo@nexow.localhost")
@@ -59,8 +59,28 @@ if not org.datasets.exists():
                                             strategy_version=version, dataset=ds,
                                             config={"cash": 100000})
         simulations.simulation_execute(simulation_id=sim.pk, task_id="demo")
+if not Analysis.objects.filter(organization=org).exists():
+    # One finished analysis of each kind, run in-process: children, then the aggregate.
+    v1 = (Simulation.objects.filter(organization=org, status="succeeded",
+                                    strategy_version__strategy__kind="sma_cross")
+          .order_by("id").first())
+    space = {"fast": [5, 10, 15, 20], "slow": [30, 40, 60]}
+    for kind, extra in (("sweep", {"spec": {"space": space, "objective": "sharpe"}}),
+                        ("walk_forward", {"spec": {"space": space, "objective": "sharpe",
+                                                   "n_windows": 4}}),
+                        ("monte_carlo", {"spec": {"n_sims": 2000, "n_chunks": 4, "seed": 1}})):
+        targets = ({"simulation": v1} if kind == "monte_carlo" else
+                   {"strategy_version": v1.strategy_version, "dataset": v1.dataset})
+        a = analyses.analysis_create(organization=org, actor=owner, kind=kind, **targets,
+                                     **extra)
+        for i in range(a.n_children):
+            analyses.analysis_child_execute(analysis_id=a.pk, index=i)
+        analyses.analysis_aggregate_execute(analysis_id=a.pk)
 out = {
+    "analyses": {a.kind: a.pk for a in Analysis.objects.filter(organization=org,
+                                                                 status="succeeded")},
     "dataset": org.datasets.first().pk,
+    "deployment": org.deployments.order_by("id").values_list("id", flat=True).first(),
     "strategy": org.strategies.order_by("id").first().pk,
     "simulations": list(Simulation.objects.filter(organization=org, status="succeeded")
                         .order_by("id").values_list("id", flat=True)),
@@ -132,6 +152,16 @@ def pages(slug: str, ids: dict) -> list[tuple[str, str]]:
         ("simulation-new", f"{org}/simulations/new/"),
         ("simulation", f"{org}/simulations/{sims[0]}/"),
         ("compare", f"{org}/simulations/compare/?ids={','.join(map(str, sims))}"),
+        ("deployments", f"{org}/deployments/"),
+        ("deployment-new", f"{org}/deployments/new/"),
+        ("deployment", f"{org}/deployments/{ids['deployment']}/"),
+        ("broker-accounts", f"{org}/deployments/accounts/"),
+        ("broker-account-new", f"{org}/deployments/accounts/new/"),
+        ("analyses", f"{org}/analyses/"),
+        ("analysis-new", f"{org}/analyses/new/?kind=sweep"),
+        ("analysis-sweep", f"{org}/analyses/{ids['analyses']['sweep']}/"),
+        ("analysis-walk-forward", f"{org}/analyses/{ids['analyses']['walk_forward']}/"),
+        ("analysis-monte-carlo", f"{org}/analyses/{ids['analyses']['monte_carlo']}/"),
         ("risk", f"{org}/risk/"),
         ("reports", f"{org}/reports/"),
         ("members", f"{org}/members/"),
@@ -186,7 +216,8 @@ def shoot(base: str, login: dict, ids: dict, out: Path, chromium: str) -> list[P
         page.set_viewport_size({"width": 390, "height": 844})
         page.emulate_media(color_scheme="light")
         for name, url in pages(login["organization"], ids):
-            if name not in ("dashboard", "simulation", "strategy-new", "market-data"):
+            if name not in ("dashboard", "simulation", "strategy-new", "market-data",
+                            "deployment"):
                 continue
             page.goto(base + url)
             page.wait_for_load_state("networkidle")

@@ -37,6 +37,7 @@ from trading.services import marketdata as marketdata_services
 from trading.services import results as packing
 from trading.services import simulations as simulation_services
 from trading.services import strategies as strategy_services
+from trading.views_deployments import running_deployments
 
 CHART_POINTS = 2000  # points per plotted series: plenty for a screen, small for the page
 CANDLES = 1500  # most recent bars drawn on a dataset's candlestick chart
@@ -117,9 +118,12 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     if caller.has_scope("audit:read"):
         audit = list(account_selectors.audit_event_list(organization=org)
                      .order_by("-created_at", "-id")[:8])
+    deployments = []
+    if caller.has_scope("deployments:read"):
+        deployments = running_deployments(organization=org)
     return _page(request, "trading/dashboard.html", caller, {
         "section": "dashboard",
-        "active": active, "recent": recent, "audit": audit,
+        "active": active, "recent": recent, "audit": audit, "deployments": deployments,
         "n_datasets": selectors.dataset_list(organization=org).count(),
         "n_strategies": selectors.strategy_list(organization=org).count(),
     })

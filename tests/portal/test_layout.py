@@ -19,12 +19,14 @@ def test_navigation_links_every_section_of_the_organisation(owner_web, org):
                         ("Market data", "/orgs/alpha/market-data/"),
                         ("Strategies", "/orgs/alpha/strategies/"),
                         ("Simulations", "/orgs/alpha/simulations/"),
+                        ("Deployments", "/orgs/alpha/deployments/"),
                         ("Risk", "/orgs/alpha/risk/"), ("Reports", "/orgs/alpha/reports/"),
                         ("Members", "/orgs/alpha/members/"), ("API keys", "/orgs/alpha/api-keys/"),
                         ("Audit log", "/orgs/alpha/audit/"), ("Settings", "/orgs/alpha/settings/")]:
         assert f'href="{href}"' in nav and label in nav, label
-    # No deployments pages exist yet, so no link to one.
-    assert "Deployments" not in nav
+    # Deployments come right after Simulations.
+    assert nav.index("/orgs/alpha/simulations/") < nav.index("/orgs/alpha/deployments/") \
+        < nav.index("/orgs/alpha/risk/")
     assert re.search(r'href="/orgs/alpha/dashboard/" aria-current="page"', nav)
 
 
