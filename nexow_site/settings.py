@@ -292,6 +292,10 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 # The operator may close self-service sign-up (invitations still work for existing accounts).
 NEXOW_SIGNUP_OPEN = env.bool("NEXOW_SIGNUP_OPEN", default=True)
+# Exchange REST base URLs a ccxt broker account may name in its `base_url` option (a regional
+# endpoint, a local fake). Empty: only the exchange's own hosts. A tenant-chosen URL would make
+# the worker send signed requests anywhere, so only the operator lists them.
+NEXOW_CCXT_BASE_URLS = env.list("NEXOW_CCXT_BASE_URLS", default=[])
 ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",

@@ -50,7 +50,17 @@ def decrypt_credentials(token: str) -> dict[str, Any]:
                                     "key(s)") from None
 
 
+# The credential that names the account (a key id or login), in order of preference. Its last
+# four characters tell two keys apart, as exchanges show them; no character of a secret is ever
+# shown, however long it is.
+IDENTIFYING_FIELDS = ("api_key", "apiKey", "key", "username", "login", "sender_comp_id")
+
+
 def credentials_hint(credentials: dict[str, Any]) -> str:
-    """The last four characters of the longest secret value, for the masked ``••••1234``."""
-    values = sorted((str(v) for v in credentials.values() if v), key=len)
-    return values[-1][-4:] if values else ""
+    """The last four characters of the identifying credential, for the masked ``••••1234``;
+    empty when only secrets were given."""
+    for name in IDENTIFYING_FIELDS:
+        value = str(credentials.get(name) or "")
+        if len(value) >= 8:  # a shorter one would be mostly shown by its last four
+            return value[-4:]
+    return ""

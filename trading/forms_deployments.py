@@ -126,21 +126,66 @@ class BrokerAccountForm(forms.Form):
                                  strip=True,
                                  widget=forms.PasswordInput(render_value=False,
                                                             attrs={"autocomplete": "off"}),
-                                 help_text="Not for paper accounts. Stored encrypted.")
+                                 help_text="Not for paper accounts. Stored encrypted, never "
+                                           "shown.")
+    # The ccxt account's options (`trading.services.venues.ccxt_options` checks them again).
+    exchange = forms.ChoiceField(choices=[("binance", "Binance spot")], initial="binance",
+                                 required=False, help_text="For exchange (ccxt) accounts.")
+    testnet = forms.BooleanField(required=False, label="Testnet",
+                                 help_text="Trade on the exchange's test network (required for "
+                                           "an exchange account in paper mode).")
+    dedicated = forms.BooleanField(
+        required=False, label="Dedicated to one deployment",
+        help_text="The account's holdings are the deployment's positions. Leave off for an "
+                  "account shared with other trading.")
+    base_url = forms.ChoiceField(required=False, label="Endpoint",
+                                 help_text="One of the endpoints the platform's operator allows "
+                                           "(empty: the exchange's own).")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        allowed = list(getattr(settings, "NEXOW_CCXT_BASE_URLS", ()))
+        self.fields["base_url"].choices = [("", "The exchange's own")] + [
+            (url, url) for url in allowed]
+        if not allowed:
+            self.fields["base_url"].widget = forms.HiddenInput()
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         has_credentials = bool(data.get("api_key") or data.get("api_secret"))
-        if data.get("kind") == BrokerKind.PAPER:
+        kind = data.get("kind")
+        if kind == BrokerKind.PAPER:
             if data.get("mode") and data["mode"] != AccountMode.PAPER:
                 self.add_error("mode", "A paper account is always in paper mode.")
             if has_credentials:
                 self.add_error("api_key", "A paper account takes no credentials.")
+        elif kind == BrokerKind.CCXT:
+            if not data.get("api_key"):
+                self.add_error("api_key", "An exchange account needs its API key.")
+            if not data.get("api_secret"):
+                self.add_error("api_secret", "An exchange account needs its API secret.")
+            if data.get("mode") == AccountMode.PAPER and not data.get("testnet"):
+                self.add_error("testnet", "An exchange account in paper mode trades on the "
+                                          "testnet.")
         return data
 
     def credentials(self) -> dict[str, str]:
-        return {name: self.cleaned_data[name] for name in ("api_key", "api_secret")
-                if self.cleaned_data.get(name)}
+        """As the venues read them: ``api_key`` and ``secret``."""
+        names = {"api_key": "api_key", "api_secret": "secret"}
+        return {stored: self.cleaned_data[field] for field, stored in names.items()
+                if self.cleaned_data.get(field)}
+
+    def options(self) -> dict[str, Any]:
+        if self.cleaned_data.get("kind") != BrokerKind.CCXT:
+            return {}
+        options: dict[str, Any] = {"exchange": self.cleaned_data.get("exchange") or "binance",
+                                   "testnet": bool(self.cleaned_data.get("testnet")),
+                                   "dedicated": bool(self.cleaned_data.get("dedicated"))}
+        if self.cleaned_data.get("base_url"):
+            options["base_url"] = self.cleaned_data["base_url"]
+        return options
 
 
 class OrderForm(forms.Form):

@@ -475,7 +475,7 @@ def broker_account_create(request: HttpRequest, slug: str) -> HttpResponse:
             account = services.broker_account_create(
                 organization=caller.organization, actor=request.user, name=data["name"],
                 kind=data["kind"], mode=data["mode"], credentials=form.credentials() or None,
-                request=request)
+                options=form.options(), request=request)
         except ApplicationError as error:
             if error.code == "duplicate_name":
                 form.add_error("name", error.message)

@@ -6,7 +6,7 @@ import decimal
 
 import pytest
 
-from tests.live.fakes.binance import API_KEY, FakeBinance
+from tests.live.fakes.binance import API_KEY, SECRET, FakeBinance
 from trading.brokers.base import OrderRejected
 from trading.brokers.ccxt_broker import CcxtBroker, binance_exchange
 
@@ -65,6 +65,36 @@ def test_limit_order_rests_fills_partially_then_cancels(fake_binance, binance_br
     fills = binance_broker.fills()
     assert [(f.client_order_id, f.side, f.quantity, f.price, f.maker) for f in fills] == [
         ("nx-buy", "buy", 1.0, 50_000.0, False), ("nx-lim", "sell", 0.1, 60_000.0, True)]
+
+
+def test_an_order_that_fills_while_it_is_being_cancelled_comes_back_filled(
+        fake_binance, binance_broker, monkeypatch):
+    binance_broker.place_order("nx-buy", "BTC/USDT", "buy", 1.0)
+    binance_broker.place_order("nx-race", "BTC/USDT", "sell", 0.4, "limit", 60_000.0)
+    cancel = fake_binance._cancel
+
+    def filled_just_before(params):  # the print reaches the book before the cancel does
+        fake_binance.trade("BTCUSDT", 60_000.0, 0.4)
+        return cancel(params)  # -> -2011 "Unknown order sent."
+
+    monkeypatch.setattr(fake_binance, "_cancel", filled_just_before)
+
+    final = binance_broker.cancel_order("nx-race")
+
+    assert (final.status, final.filled_quantity) == ("filled", 0.4)
+    assert binance_broker.positions() == {"BTC/USDT": 0.6}
+
+
+def test_exchange_errors_never_carry_the_credentials(fake_binance, binance_broker):
+    # An exchange (or a proxy in front of it) that quotes the request back in its error
+    fake_binance.inject("POST", "/api/v3/order", 400,
+                        {"code": -1013, "msg": f"Filter failure for key {API_KEY} / {SECRET}"})
+
+    with pytest.raises(OrderRejected) as refused:
+        binance_broker.place_order("nx-echo", "BTC/USDT", "buy", 0.1)
+
+    assert API_KEY not in str(refused.value) and SECRET not in str(refused.value)
+    assert "Filter failure for key ••••" in str(refused.value)
 
 
 def test_rejection_raises_and_creates_no_position(fake_binance, binance_broker):

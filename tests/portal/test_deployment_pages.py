@@ -173,14 +173,14 @@ def test_new_deployment_page_says_what_is_missing_first(owner_web, org, owner):
 
 def test_accounts_list_shows_the_credentials_hint_never_the_secret(owner_web, org, owner):
     services.broker_account_create(organization=org, actor=owner, name="Binance", kind="ccxt",
-                                   mode="live", credentials={"api_key": "AK-123",
-                                                             "api_secret": "s3cret-value-9876"})
+                                   mode="live", credentials={"api_key": "AK-public-1234",
+                                                             "secret": "s3cret-value-9876"})
     paper_account(org, owner, name="Paper")
     html = owner_web.get(f"/orgs/{org.slug}/deployments/accounts/").content.decode()
     account = BrokerAccount.objects.get(name="Binance")
-    assert account.credentials_hint == "9876"
-    assert "<code>••••9876</code>" in html
-    assert "s3cret" not in html and "AK-123" not in html
+    assert account.credentials_hint == "1234"
+    assert "<code>••••1234</code>" in html
+    assert "s3cret" not in html and "9876" not in html and "AK-public" not in html
     assert ">Paper</td>" in html and ">none</span>" in html
 
 
@@ -199,11 +199,35 @@ def test_live_account_credentials_are_stored_encrypted_with_their_hint(owner_web
 
     owner_web.post(f"/orgs/{org.slug}/deployments/accounts/new/", {
         "name": "Exchange", "kind": "ccxt", "mode": "live", "api_key": "key-0001",
-        "api_secret": "secret-abcdef"})
+        "api_secret": "secret-abcdef", "exchange": "binance", "dedicated": "on"})
     account = BrokerAccount.objects.get(organization=org)
     assert decrypt_credentials(account.credentials_encrypted) == {
-        "api_key": "key-0001", "api_secret": "secret-abcdef"}
-    assert account.masked_credentials == "••••cdef"
+        "api_key": "key-0001", "secret": "secret-abcdef"}
+    assert account.options == {"exchange": "binance", "testnet": False, "dedicated": True}
+    assert account.masked_credentials == "••••0001"
+
+
+def test_an_exchange_account_made_in_the_portal_can_run_a_deployment(owner_web, org):
+    from trading.services import venues
+
+    response = owner_web.post(f"/orgs/{org.slug}/deployments/accounts/new/", {
+        "name": "Testnet", "kind": "ccxt", "mode": "paper", "api_key": "key-0001",
+        "api_secret": "secret-abcdef", "exchange": "binance", "testnet": "on"})
+    assert response.status_code == 302
+    account = BrokerAccount.objects.get(organization=org)
+    # what the worker needs: credentials it can read and options it accepts
+    assert venues.check_deployable(account, symbols=["BTCUSDT"], bar_seconds=60) == ["BTC/USDT"]
+    assert venues.ccxt_options(account).testnet is True
+
+
+def test_an_exchange_account_in_paper_mode_must_use_the_testnet(owner_web, org):
+    response = owner_web.post(f"/orgs/{org.slug}/deployments/accounts/new/", {
+        "name": "Testnet", "kind": "ccxt", "mode": "paper", "api_key": "key-0001",
+        "api_secret": "secret-abcdef", "exchange": "binance"})
+    assert response.status_code == 400
+    assert "An exchange account in paper mode trades on the testnet." in \
+        response.content.decode()
+    assert not BrokerAccount.objects.filter(organization=org).exists()
 
 
 def test_a_refused_account_form_does_not_send_the_secret_back(owner_web, org, owner):

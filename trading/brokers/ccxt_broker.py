@@ -70,8 +70,22 @@ def binance_exchange(api_key: str = "", secret: str = "", *, testnet: bool = Fal
     return exchange
 
 
+def _scrubbed(exc: Exception, call: Any) -> str:
+    """The exception's text without the client's credentials (exchange errors can quote the
+    request, and these messages end up in order reasons, events and logs)."""
+    text = str(exc)
+    exchange = getattr(call, "__self__", None)
+    for value in sorted((str(v) for v in (getattr(exchange, "apiKey", ""),
+                                          getattr(exchange, "secret", "")) if v),
+                        key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "••••")
+    return text
+
+
 def _mapped(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a ccxt call, translating its exceptions into the adapter's.
+    """Run a ccxt call, translating its exceptions into the adapter's, with the client's
+    credentials scrubbed from their messages.
 
     The call runs in a copy of the thread's decimal context: ccxt's `decimal_to_precision`
     sets the context's rounding to ROUND_HALF_UP and traps Underflow on the *current* context,
@@ -84,16 +98,16 @@ def _mapped(call: Any, *args: Any, **kwargs: Any) -> Any:
         raise
     except (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.BadSymbol,
             ccxt.PermissionDenied, ccxt.AuthenticationError) as exc:
-        raise OrderRejected(str(exc)) from exc
+        raise OrderRejected(_scrubbed(exc, call)) from exc
     except ccxt.BadResponse as exc:
-        raise MalformedResponse(str(exc)) from exc
+        raise MalformedResponse(_scrubbed(exc, call)) from exc
     except (ccxt.NetworkError, ccxt.ExchangeNotAvailable, ccxt.OperationFailed) as exc:
         # OperationFailed: an HTTP 5xx ccxt could not classify further
-        raise BrokerUnavailable(str(exc)) from exc
+        raise BrokerUnavailable(_scrubbed(exc, call)) from exc
     except ccxt.ExchangeError as exc:
-        raise OrderRejected(str(exc)) from exc
+        raise OrderRejected(_scrubbed(exc, call)) from exc
     except (ValueError, TypeError, KeyError) as exc:  # ccxt parsing an unexpected shape
-        raise MalformedResponse(f"{type(exc).__name__}: {exc}") from exc
+        raise MalformedResponse(f"{type(exc).__name__}: {_scrubbed(exc, call)}") from exc
 
 
 class CcxtBroker(BrokerAdapter):
@@ -189,8 +203,17 @@ class CcxtBroker(BrokerAdapter):
             raise OrderRejected(f"unknown order {client_order_id!r}")
         if not known.is_open:
             return known
-        raw = _mapped(self.exchange.cancel_order, None, known.symbol,
-                      {"origClientOrderId": client_order_id})
+        try:
+            raw = _mapped(self.exchange.cancel_order, None, known.symbol,
+                          {"origClientOrderId": client_order_id})
+        except ccxt.OrderNotFound:
+            # It filled (or was cancelled) between the lookup and the cancel: Binance answers
+            # "unknown order" (-2011) to cancelling a finished order. Its final state stands.
+            final = self.get_order(client_order_id, known.symbol)
+            if final is None:
+                raise OrderRejected(
+                    f"order {client_order_id!r} disappeared at the exchange") from None
+            return final
         order = self._order(raw)
         order.client_order_id = client_order_id
         return order
@@ -244,6 +267,9 @@ class CcxtBroker(BrokerAdapter):
         # order, remembering the answer.
         order_id = str(trade.get("order") or info.get("orderId") or "")
         if order_id and order_id not in self._client_of:
-            raw = _mapped(self.exchange.fetch_order, order_id, trade["symbol"])
+            try:
+                raw = _mapped(self.exchange.fetch_order, order_id, trade["symbol"])
+            except ccxt.OrderNotFound:
+                raw = {}  # an order the exchange no longer lists: not one of ours to match
             self._client_of[order_id] = raw.get("clientOrderId") or ""
         return self._client_of.get(order_id, "")
