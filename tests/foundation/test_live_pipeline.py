@@ -9,7 +9,15 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from tests.support.procs import base_env, free_port, http_get, process, wait_for, web_server_argv, worker_argv
+from tests.support.procs import (
+    base_env,
+    free_port,
+    http_get,
+    process,
+    wait_for,
+    web_server_argv,
+    worker_argv,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -10,7 +10,15 @@ import subprocess
 import pytest
 
 from tests.support.procs import (
-    PY, ROOT, PrivatePostgres, PrivateRedis, base_env, free_port, http_get, process, wait_for,
+    PY,
+    ROOT,
+    PrivatePostgres,
+    PrivateRedis,
+    base_env,
+    free_port,
+    http_get,
+    process,
+    wait_for,
     web_server_argv,
 )
 

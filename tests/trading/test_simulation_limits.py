@@ -4,7 +4,12 @@ the result and become breaches; without limits the run is unguarded (and unchang
 import pytest
 
 from risk.models import Breach, RiskLimitSet
-from tests.trading.support import finished_simulation, org_with_owner, sma_version, synthetic_dataset
+from tests.trading.support import (
+    finished_simulation,
+    org_with_owner,
+    sma_version,
+    synthetic_dataset,
+)
 from trading.models import SimulationResult
 
 pytestmark = pytest.mark.django_db
