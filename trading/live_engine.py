@@ -511,6 +511,17 @@ def _brackets(st: DeploymentState, oms: OrderManager, ts: int, actions: list[Act
         side = 1.0 if p > 0 else -1.0
         px = float(spec["price"])
         closing = "sell" if p > 0 else "buy"
+        if spec.get("stop_loss") is not None and "stop" not in oms.broker.order_types:
+            # The venue takes no stop orders: the position would run unprotected. Halt (the
+            # halt cancels the working orders and alerts) rather than trade on without it.
+            reason = (f"{oms.broker.name} takes no stop orders: the stop-loss of {sym} "
+                      "cannot be placed")
+            st.halted = f"bracket: {reason}"
+            actions.append(Action("halt", ts, {"rule": "bracket", "reason": reason}))
+            st.brackets.clear()
+            for order in oms.open_orders():
+                _cancel(oms, order, ts, actions)
+            return
         if spec.get("take_profit") is not None:
             _place_leg(oms, sym, closing, qty, ts, "tp", actions,
                        limit=px * (1.0 + side * float(spec["take_profit"])))

@@ -25,7 +25,6 @@ from django.db.models import QuerySet
 from accounts.models import Organization
 from trading.models import (
     BrokerAccount,
-    BrokerKind,
     Deployment,
     DeploymentEvent,
     Instrument,
@@ -134,34 +133,15 @@ def _saved_window(dep: Deployment) -> dict[int, np.ndarray]:
     return {int(t): ohlcv[3, i, :].astype(np.float64) for i, t in enumerate(ts)}
 
 
-def _venue_bars(dep: Deployment, k_from: int, k_to: int) -> dict[int, np.ndarray] | None:
-    """Closes from the venue's bar source, when the platform provides one."""
-    source = None
-    for module in ("trading.services.venues", "trading.services.deployments"):
-        try:
-            source = getattr(__import__(module, fromlist=["deployment_bars"]),
-                             "deployment_bars", None)
-        except ImportError:
-            continue
-        if source is not None:
-            break
-    if source is None:
-        return None
-    bars = source(dep, k_from, k_to)
+def _feed_closes(dep: Deployment, k_from: int, k_to: int) -> dict[int, np.ndarray]:
+    """Closes of bars ``k_from .. k_to - 1`` from the deployment's feed (the exchange's candles,
+    or the paper walk regenerated from its seed)."""
+    from trading.services.venues import deployment_bars
+
+    bars = deployment_bars(dep, k_from, k_to)
     close = np.asarray(bars.close, dtype=np.float64).reshape(len(bars.timestamps), -1)
     column = [list(bars.symbols).index(s) for s in dep.symbols]
     return {int(t): close[i, column] for i, t in enumerate(bars.timestamps)}
-
-
-def _paper_feed(dep: Deployment, k_to: int) -> dict[int, np.ndarray]:
-    from trading.services.deployments import synthetic_bars
-
-    cfg = _config(dep)
-    warm = int(cfg["warm_bars"])
-    if k_to <= -warm:
-        return {}
-    bars = synthetic_bars(dep, -warm, k_to, np.full(len(dep.symbols), float(cfg["s0"])))
-    return {int(t): bars.close[i, :].astype(np.float64) for i, t in enumerate(bars.timestamps)}
 
 
 def deployment_closes(*, deployment: Deployment, timestamps: Iterable[int]
@@ -177,10 +157,7 @@ def deployment_closes(*, deployment: Deployment, timestamps: Iterable[int]
     if missing:
         k_from = bar_index(dep, missing[0])
         k_to = bar_index(dep, missing[-1]) + 1
-        extra = _venue_bars(dep, k_from, k_to)
-        if extra is None and dep.broker_account.kind == BrokerKind.PAPER:
-            extra = _paper_feed(dep, k_to)
-        for t, row in (extra or {}).items():
+        for t, row in _feed_closes(dep, k_from, k_to).items():
             known.setdefault(t, row)
     return {t: dict(zip(dep.symbols, (float(x) for x in known[t]), strict=True))
             for t in wanted if t in known}

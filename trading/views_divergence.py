@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.portal import member_or_404, require_scope
+from nexow_site.errors import ServiceUnavailable
 from trading.models import Deployment
 from trading.services import divergence as divergence_services
 
@@ -44,7 +45,13 @@ def deployment_divergence(request: HttpRequest, slug: str, pk: int) -> HttpRespo
         raise Http404("No such deployment.")
     if not request.htmx:
         return redirect(reverse("trading:deployment", args=[slug, pk]) + "#divergence")
-    body = divergence_services.deployment_divergence(dep).to_dict()
+    try:
+        body = divergence_services.deployment_divergence(dep).to_dict()
+    except ServiceUnavailable as exc:
+        # htmx swaps only 2xx answers: the panel says what happened and offers to retry.
+        return render(request, "trading/partials/deployment_divergence.html", {
+            "caller": caller, "organization": caller.organization, "dep": dep,
+            "unavailable": exc.message})
     fills = [{**f, "live_at": _at(f["live_ts"]), "backtest_at": _at(f["backtest_ts"])}
              for f in body["fills"]]
     return render(request, "trading/partials/deployment_divergence.html", {

@@ -375,3 +375,61 @@ def test_deployment_bars_of_a_ccxt_deployment_are_the_exchanges_closed_candles(f
     bars = venues.deployment_bars(dep, -2, 3, now_ns=T0 + 2 * MINUTE)
     assert list(bars.timestamps) == [T0 + k * MINUTE for k in (-2, -1, 0, 1)]
     assert list(bars.close[:, 0]) == [50_200.0, 50_100.0, 51_000.0, 52_000.0]
+
+
+def test_an_account_that_can_no_longer_trade_halts_its_deployment_visibly(fake):
+    from trading.models import BrokerAccount
+
+    org, owner = org_with_owner()
+    dep = ccxt_deployment(org, owner, fake)
+    # The credentials were encrypted under a key the platform no longer has.
+    BrokerAccount.objects.filter(pk=dep.broker_account_id).update(
+        credentials_encrypted="gAAAAA-not-a-token")
+
+    assert step(dep, 1) == "halted: broker_unsupported"
+
+    dep.refresh_from_db()
+    assert dep.status == "halted" and dep.halt_reason.startswith("broker_account:")
+    assert "do not decrypt" in dep.halt_reason
+    halted = DeploymentEvent.objects.filter(deployment=dep, type="deployment.status").last()
+    assert (halted.payload["status"], halted.payload["rule"]) == ("halted", "broker_account")
+    assert fake.calls("POST", "/api/v3/order") == []
+
+
+def test_the_venue_options_cannot_change_under_a_deployment(fake):
+    from nexow_site.errors import Conflict
+
+    org, owner = org_with_owner()
+    dep = ccxt_deployment(org, owner, fake)
+    account = dep.broker_account
+    with pytest.raises(Conflict, match="stop its deployments first"):
+        deployments.broker_account_update(account=account, actor=owner,
+                                          options={**account.options, "testnet": True})
+    # rotating the keys is allowed
+    deployments.broker_account_update(account=account, actor=owner,
+                                      credentials={"api_key": KEY, "secret": SECRET})
+    deployments.deployment_stop(deployment=dep, actor=owner)
+    updated = deployments.broker_account_update(account=account, actor=owner,
+                                                options={**account.options, "dedicated": True})
+    assert updated.options["dedicated"] is True
+
+
+def test_the_divergence_of_a_ccxt_deployment_is_a_503_while_the_exchange_is_down(fake):
+    org, owner = org_with_owner()
+    dep = ccxt_deployment(org, owner, fake)
+    fake.prices["BTCUSDT"] = CLOSES[0]
+    step(dep, 1)
+    client = session_client(owner)
+    url = reverse("trading-api:deployment-divergence", kwargs={"org_slug": org.slug, "pk": dep.pk})
+    assert client.get(url).json()["bars"] == 1  # the exchange's candle k = 0
+
+    fake.inject("GET", "/api/v3/klines", 502, "<html>Bad gateway</html>", raw=True)
+    resp = client.get(url)
+    assert resp.status_code == 503 and resp["Retry-After"] == "30"
+    assert resp.json()["error"]["code"] == "service_unavailable"
+
+    fake.inject("GET", "/api/v3/klines", 502, "<html>Bad gateway</html>", raw=True)
+    panel = client.get(f"/orgs/{org.slug}/deployments/{dep.pk}/divergence/",
+                       HTTP_HX_REQUEST="true")
+    assert panel.status_code == 200  # htmx swaps it in: the panel says what happened
+    assert "The exchange did not return the deployment&#x27;s bars" in panel.content.decode()

@@ -334,3 +334,22 @@ def test_a_fee_taken_in_the_base_asset_shrinks_the_position_not_the_cash():
         assert broker.positions() == {"BTC/USDT": pytest.approx(0.0999)}
     finally:
         fake.stop()
+
+
+def test_a_venue_without_stop_orders_halts_rather_than_trade_without_the_stop_loss(
+        fake_binance, binance_broker):
+    bars = make_bars([(50_000, 50_100, 49_900, 50_000, 10)] * 3)
+    cfg = LiveConfig(cash=10_000.0, sizing=Sizing("fixed-quantity", 0.01), whole_units=False,
+                     take_profit=0.02, stop_loss=0.01)
+    state = DeploymentState.new("dep-sl", bars.symbols, cfg)
+    halts = []
+    for t in range(3):
+        state, acts = advance(state, one_bar(bars, t), AlwaysLong(), binance_broker)
+        halts += [a.data for a in acts if a.kind == "halt"]
+
+    assert halts == [{"rule": "bracket", "reason": "ccxt takes no stop orders: the stop-loss "
+                                                    "of BTC/USDT cannot be placed"}]
+    assert state.halted.startswith("bracket:")
+    assert state.positions == {"BTC/USDT": 0.01}  # the entry stands; nothing else was sent
+    assert [p["type"] for p in fake_binance.calls("POST", "/api/v3/order")] == ["MARKET"]
+    assert binance_broker.open_orders() == []

@@ -128,6 +128,8 @@ class BrokerAdapter(ABC):
     """What the order manager needs from a broker. Every call may raise a `BrokerError`."""
 
     name: str = "broker"
+    # The order types the venue takes; a bracket's stop-loss leg needs "stop".
+    order_types: frozenset[str] = frozenset({"market", "limit", "stop", "stop_limit"})
 
     @abstractmethod
     def place_order(self, client_order_id: str, symbol: str, side: str, quantity: float,

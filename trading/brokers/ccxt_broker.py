@@ -114,6 +114,7 @@ class CcxtBroker(BrokerAdapter):
     """A spot account on a ccxt exchange, trading `symbols` (normalised "BASE/QUOTE")."""
 
     name = "ccxt"
+    order_types = frozenset({"market", "limit"})
 
     def __init__(self, exchange: ccxt.Exchange, symbols: Iterable[str]) -> None:
         self.exchange = exchange

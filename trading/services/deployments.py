@@ -371,7 +371,12 @@ def broker_account_update(*, account: BrokerAccount, actor: User | None, request
                 raise Conflict("A broker account with this name exists.", code="duplicate_name")
             account.name = changes["name"]
             changed.append("name")
-        if "options" in changes:
+        if "options" in changes and dict(changes["options"] or {}) != account.options:
+            # The options say which venue and network the deployments trade on: changing them
+            # under a deployment would move it to another venue with the old state.
+            if account.deployments.exclude(status=DeploymentStatus.STOPPED).exists():
+                raise Conflict("The account's options cannot change while a deployment uses "
+                               "it; stop its deployments first.", code="in_use")
             account.options = dict(changes["options"] or {})
             changed.append("options")
         if changes.get("credentials"):
@@ -645,9 +650,13 @@ def deployment_advance(*, deployment_id: int, until_ns: int | None = None) -> st
                        extra={"deployment_id": deployment_id})
         return f"retry later: {type(exc).__name__}"
     except ApplicationError as exc:  # the account can no longer trade (options, credentials)
-        logger.warning("deployment %s: step not taken: %s", deployment_id, exc.message,
+        # Retrying would fail the same way at every tick: halt, visibly and with an alert, until
+        # the account is mended and an admin resumes it.
+        logger.warning("deployment %s: step not taken, halted: %s", deployment_id, exc.message,
                        extra={"deployment_id": deployment_id})
-        return f"blocked: {exc.code}"
+        deployment_halt(deployment=Deployment(pk=deployment_id), rule="broker_account",
+                        reason=exc.message)
+        return f"halted: {exc.code}"
 
 
 def _advance(deployment_id: int, until_ns: int) -> str:

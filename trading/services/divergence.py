@@ -12,9 +12,9 @@ costs, cash and bracket exits. It then compares the two runs:
   unpaired is ``live_only`` or ``backtest_only``. Orders a trader placed by hand (manual and
   flatten orders) are never paired: they are ``live_only`` and marked ``manual``.
 
-The bars come from `bars_for(dep, k_from, k_to)`: a broker account's own history when the
-deployments module provides ``deployment_bars`` (live accounts), otherwise the paper feed's
-deterministic random walk regenerated from its seed. The backtest sees the deployment's warm-up
+The bars come from `bars_for(dep, k_from, k_to)`, that is `deployments.deployment_bars`: the
+exchange's candles for a live account, the paper feed's deterministic random walk regenerated
+from its seed otherwise (a venue that does not answer is a 503). The backtest sees the deployment's warm-up
 bars as history, but its strategy decides only from the first decision bar on, as the deployment
 did. Bars that went by while the deployment was paused are decision bars for the backtest, so a
 pause shows as divergence: the monitor compares with the strategy run without interruption.
@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from nexow_site.errors import ServiceUnavailable
+from trading.brokers.base import BrokerError
 from trading.engine.backtest import BacktestConfig, run_backtest
 from trading.engine.orders import F_BAR, F_FEE, F_PRICE, F_QTY, F_SIDE, F_SYM
 from trading.engine.sizing import Sizing
@@ -142,20 +144,15 @@ def _config(dep: Deployment) -> dict[str, Any]:
 
 
 def bars_for(dep: Deployment, k_from: int, k_to: int) -> BarSet:
-    """Bars ``k_from .. k_to - 1`` of the deployment's feed (negative ``k``: warm-up)."""
-    source = getattr(deployment_services, "deployment_bars", None)
-    if source is not None:
-        return source(dep, k_from, k_to)
-    cfg = _config(dep)
-    # The walk's first warm-up bar opens at s0; each later bar opens at the previous close,
-    # so regenerating from the first bar reproduces every bar exactly.
-    k0 = -int(cfg["warm_bars"])
-    bars = deployment_services.synthetic_bars(dep, k0, k_to,
-                                              np.full(len(dep.symbols), float(cfg["s0"])))
-    start = k_from - k0
-    return BarSet(bars.timestamps[start:], bars.symbols, bars.open[start:], bars.high[start:],
-                  bars.low[start:], bars.close[start:], bars.volume[start:],
-                  tick_size=bars.tick_size)
+    """Bars ``k_from .. k_to - 1`` of the deployment's feed (negative ``k``: warm-up), from
+    `deployment_services.deployment_bars` (the paper walk, or the exchange's candles). A venue
+    that cannot answer is a 503 to retry, not an error of the page."""
+    try:
+        return deployment_services.deployment_bars(dep, k_from, k_to)
+    except BrokerError as exc:
+        raise ServiceUnavailable(
+            "The exchange did not return the deployment's bars; try again shortly. "
+            f"({type(exc).__name__})", headers={"Retry-After": "30"}) from None
 
 
 class _DecidingFrom(VectorStrategy):
@@ -200,7 +197,13 @@ def deployment_divergence(dep: Deployment) -> Divergence:
         return out  # warm-up only: no decision yet
     warm = int(cfg["warm_bars"])
     bars = bars_for(dep, -warm, k_last + 1)
-    first = warm  # index of bar k = 0, the first decision bar
+    if bars.n_bars == 0:
+        return out
+    # Index of the first decision bar (k = 0, opening at the feed's anchor): found by its time,
+    # because an exchange's history can miss candles (a timestamp without every symbol).
+    first = int(np.searchsorted(bars.timestamps, dep.feed_anchor_ns))
+    if first >= bars.n_bars:
+        return out
     version = dep.strategy_version
     live_config = LiveConfig.from_dict(json.loads(dep.state)["config"])
     commission, slippage = _commission_slippage(version.costs or {})
