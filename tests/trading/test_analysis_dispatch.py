@@ -237,3 +237,19 @@ def test_the_periodic_sweeper_admits_children_never_handed_to_the_broker(
         swept = sweep_simulations()
     assert swept["children_resent"] == [] and swept["aggregates_resent"] == []
     assert broker.messages == [("child", analysis.pk, 2), ("child", analysis.pk, 3)]
+
+
+def test_a_second_delivery_of_a_running_child_does_not_run_it_again(monkeypatch):
+    Broker(monkeypatch)
+    org, owner = org_with_owner()
+    analysis = _sweep(org, owner, 2)
+    assert analyses._child_start(analysis.pk, 0)  # a worker took it and is beating
+    # The same message again (the broker's redelivery, a re-send of a slow message): skipped,
+    # the attempt not counted, the child still the first worker's.
+    assert analyses.analysis_child_execute(analysis_id=analysis.pk, index=0) == "skipped"
+    child = AnalysisChild.objects.get(analysis=analysis, index=0)
+    assert (child.status, child.result) == ("running", {"attempts": 1})
+    # Once its heartbeat is stale the worker is presumed dead: a delivery takes it over.
+    AnalysisChild.objects.filter(pk=child.pk).update(
+        finished_at=timezone.now() - timedelta(hours=1))
+    assert analyses.analysis_child_execute(analysis_id=analysis.pk, index=0) == "succeeded"

@@ -290,8 +290,11 @@ def _notify(analysis: Analysis, type_: str, extra: dict[str, Any] | None = None)
 
 def _child_start(analysis_id: int, index: int) -> bool:
     """Mark child `index` running (creating its row if it was never dispatched, e.g. a message
-    from before the fair-share dispatcher); False when it is already finished."""
+    from before the fair-share dispatcher); False when it is already finished, or running
+    elsewhere with a fresh heartbeat (a second delivery of its message: the broker's redelivery,
+    or the sweeper's re-send of a message that was only slow)."""
     now = timezone.now()
+    stale = now - timedelta(seconds=limit("NEXOW_SIM_STALE_SECONDS"))
     with transaction.atomic():
         child = (AnalysisChild.objects.select_for_update()
                  .filter(analysis_id=analysis_id, index=index).first())
@@ -300,6 +303,9 @@ def _child_start(analysis_id: int, index: int) -> bool:
                                          status=RunStatus.RUNNING, finished_at=now,
                                          result={"attempts": 1})
         elif child.status in FINISHED:
+            return False
+        elif child.status == RunStatus.RUNNING and child.finished_at is not None \
+                and child.finished_at >= stale:
             return False
         else:
             child.status, child.finished_at = RunStatus.RUNNING, now

@@ -317,6 +317,9 @@ def organizations_waiting() -> set[int]:
 
 def simulation_cancel(*, simulation: Simulation, actor: User | None, request=None) -> Simulation:
     with transaction.atomic():
+        # Lock order everywhere: organisation, then runs (the dispatcher updates queued runs
+        # while it holds the organisation).
+        _lock_org(simulation.organization_id)
         sim = Simulation.objects.select_for_update().get(pk=simulation.pk)
         if sim.status in FINISHED:
             raise Conflict(f"The simulation has already {sim.status}.")
@@ -330,7 +333,6 @@ def simulation_cancel(*, simulation: Simulation, actor: User | None, request=Non
             simulation_event_append(simulation_id=sim.pk, organization_id=sim.organization_id,
                                     type="simulation.cancelled",
                                     payload={"status": sim.status, "progress": sim.progress})
-            _lock_org(sim.organization_id)
             _dispatch_locked(sim.organization_id)
         else:
             # The running attempt sees the flag at its next progress point.
@@ -398,9 +400,12 @@ class Heartbeat:
         try:
             while not self.stop.wait(HEARTBEAT_INTERVAL):
                 beaten = True
-                self.beat()
-        except Exception:  # noqa: BLE001 - a missed beat is tolerated; the sweeper has margin
-            logger.warning("heartbeat of %s failed", self.name, exc_info=True)
+                try:
+                    self.beat()
+                except Exception:  # noqa: BLE001 - one missed beat is tolerated (the sweeper
+                    # has margin); the next one is tried on a fresh connection
+                    logger.warning("heartbeat of %s failed", self.name, exc_info=True)
+                    connection.close()
         finally:
             if beaten:
                 connection.close()
