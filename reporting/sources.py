@@ -292,6 +292,11 @@ def _statement(organization: Organization, parameters: dict[str, Any], fmt: str
                 "of the last bar processed before each boundary. Equity recorded by the last "
                 f"step before the end: {step.quantize(Decimal('0.01'))} "
                 f"{live.currency}.")
+            if any(d.broker_account.kind != "paper" for d in live.deployments):
+                notes.append(
+                    "Exchange deployments keep their own book: the opening cash is each "
+                    "deployment's configured budget, and only its own fills move it. The "
+                    "statement is the deployments' books, not the exchange account's balance.")
         elif "simulation_id" in parameters:
             sim = _simulation(organization, parameters)
             _, _, start, end = _window(parameters)
@@ -496,10 +501,23 @@ class LiveAccount:
 
 def _int_param(parameters: dict[str, Any], name: str) -> int:
     raw = parameters.get(name)
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+    text = str(raw)
+    # ASCII digits only ("²" is a digit to str.isdigit), and within a database id's range
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not text.isascii() \
+            or not text.isdecimal() or len(text) > 18:
         raise _param_error(name, f"{name} must be the integer id of one of your "
                                  f"{name.replace('_', ' ')}s")
-    return int(raw)
+    return int(text)
+
+
+def _quote_currency(deployments: list[Any], default: str = "USD") -> str:
+    """The currency a set of deployments keeps its books in: the quote currency shared by the
+    pairs of exchange accounts (``BTC/USDT`` → USDT), the platform's USD for paper books."""
+    from trading.models import BrokerKind
+
+    quotes = {s.split("/", 1)[1] for d in deployments if d.broker_account.kind != BrokerKind.PAPER
+              for s in d.symbols if "/" in s}
+    return quotes.pop() if len(quotes) == 1 else default
 
 
 def live_account(organization: Organization, parameters: dict[str, Any]
@@ -512,7 +530,10 @@ def live_account(organization: Organization, parameters: dict[str, Any]
     has_dep, has_account = "deployment" in parameters, "broker_account" in parameters
     if has_dep and has_account:
         raise _param_error("deployment", "give deployment or broker_account, not both")
-    currency = str(parameters.get("currency", "USD"))
+    currency = parameters.get("currency")
+    if currency is not None and not (isinstance(currency, str) and len(currency) in (3, 4)
+                                     and currency.isascii() and currency.isalpha()):
+        raise _param_error("currency", "currency must be a 3 or 4 letter code (USD, USDT)")
     if has_dep:
         pk = _int_param(parameters, "deployment")
         dep = deployment_list(organization=organization).filter(pk=pk).first()
@@ -520,7 +541,7 @@ def live_account(organization: Organization, parameters: dict[str, Any]
             raise _param_error("deployment", f"no deployment {pk} in this organisation")
         name = dep.name or dep.strategy_version.strategy.name
         return LiveAccount(f"Deployment {dep.pk} ({name}) on {dep.broker_account.name}",
-                           [dep], currency)
+                           [dep], (currency or _quote_currency([dep])).upper())
     if has_account:
         pk = _int_param(parameters, "broker_account")
         account = broker_account_list(organization=organization).filter(pk=pk).first()
@@ -529,16 +550,23 @@ def live_account(organization: Organization, parameters: dict[str, Any]
         deps = list(deployment_list(organization=organization, broker_account=account)
                     .order_by("pk"))
         return LiveAccount(f"Broker account {account.name} ({account.get_kind_display()}, "
-                           f"{account.mode})", deps, currency)
+                           f"{account.mode})", deps, (currency or _quote_currency(deps)).upper())
     return None
 
 
-def parameters_check(*, organization: Organization, kind: str,
-                     parameters: dict[str, Any]) -> None:
+def parameters_check(*, organization: Organization, kind: str, parameters: dict[str, Any],
+                     caller: Any = None) -> None:
     """Check the ids in the parameters against the organisation when a report is requested,
     so another organisation's (or a missing) object is a 400 naming the field at once rather
-    than a failed report later."""
-    live_account(organization, parameters)
+    than a failed report later; and that the caller may read what the report discloses: a
+    deployment's or account's report lists its orders and fills, so it needs ``orders:read``
+    as well as the report scope (an API key scoped to reports alone is refused, 403)."""
+    live = live_account(organization, parameters)
+    if live is not None and caller is not None and not caller.has_scope("orders:read"):
+        from nexow_site.errors import Forbidden
+
+        raise Forbidden("A report of a deployment or broker account discloses its orders and "
+                        "fills: it needs the orders:read scope.")
     if "simulation_id" in parameters:
         from trading.selectors import simulation_list
 
@@ -762,30 +790,37 @@ def live_arrival_fills(organization: Organization, account: LiveAccount, *,
 
 def _round_trips(rows: list[Any]) -> list[TradeRow]:
     """Round trips per deployment and symbol: from flat to flat again (entry and exit prices
-    are quantity-weighted averages; P&L is net of the fees of the trip)."""
+    are quantity-weighted averages; P&L is net of the fees of the trip). A fill that takes the
+    position through zero (long 10, sell 15) closes the trip with the part that flattens it
+    and opens the next, short trip with the rest; its fee is shared in proportion."""
     book: dict[tuple[int, str], dict[str, Any]] = {}
     trips: list[TradeRow] = []
     for f in rows:
         key = (f.deployment_id, f.symbol)
-        signed = f.quantity if f.side == "buy" else -f.quantity
-        t = book.get(key)
-        if t is None:
-            t = book[key] = {"pos": ZERO, "side": "long" if signed > 0 else "short",
-                             "entry": _moment(f.ts), "in_q": ZERO, "in_v": ZERO,
-                             "out_q": ZERO, "out_v": ZERO, "fees": ZERO}
-        opening = (signed > 0) == (t["side"] == "long")
-        t["in_q" if opening else "out_q"] += f.quantity
-        t["in_v" if opening else "out_v"] += f.quantity * f.price
-        t["fees"] += f.fee
-        t["pos"] += signed
-        if t["pos"] == 0:
-            sign = 1 if t["side"] == "long" else -1
-            pnl = sign * (t["out_v"] - t["in_v"]) - t["fees"]
-            trips.append(TradeRow(f.symbol, t["side"], t["entry"], _moment(f.ts),
-                                  float(t["in_q"]), float(t["in_v"] / t["in_q"]),
-                                  float(t["out_v"] / t["out_q"]), float(pnl),
-                                  float(t["fees"])))
-            del book[key]
+        direction = 1 if f.side == "buy" else -1
+        quantity, fee = f.quantity, f.fee
+        while quantity > 0:
+            t = book.get(key)
+            if t is None:
+                t = book[key] = {"pos": ZERO, "side": "long" if direction > 0 else "short",
+                                 "entry": _moment(f.ts), "in_q": ZERO, "in_v": ZERO,
+                                 "out_q": ZERO, "out_v": ZERO, "fees": ZERO}
+            opening = (direction > 0) == (t["side"] == "long")
+            part = quantity if opening else min(quantity, abs(t["pos"]))
+            part_fee = fee if part == quantity else fee * part / quantity
+            t["in_q" if opening else "out_q"] += part
+            t["in_v" if opening else "out_v"] += part * f.price
+            t["fees"] += part_fee
+            t["pos"] += direction * part
+            quantity, fee = quantity - part, fee - part_fee
+            if t["pos"] == 0:
+                sign = 1 if t["side"] == "long" else -1
+                pnl = sign * (t["out_v"] - t["in_v"]) - t["fees"]
+                trips.append(TradeRow(f.symbol, t["side"], t["entry"], _moment(f.ts),
+                                      float(t["in_q"]), float(t["in_v"] / t["in_q"]),
+                                      float(t["out_v"] / t["out_q"]), float(pnl),
+                                      float(t["fees"])))
+                del book[key]
     return trips
 
 

@@ -137,7 +137,8 @@ def reports(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         parameters = form.parameters_with_source()
         sources.parameters_check(organization=caller.organization,
-                                 kind=form.cleaned_data["kind"], parameters=parameters)
+                                 kind=form.cleaned_data["kind"], parameters=parameters,
+                                 caller=caller)
         report = services.report_request(
             organization=caller.organization, caller=caller, kind=form.cleaned_data["kind"],
             fmt=form.cleaned_data["format"] or None, parameters=parameters, request=request)
@@ -183,7 +184,7 @@ def subscriptions(request: HttpRequest, slug: str) -> HttpResponse:
         parameters = form.parameters_with_source()
         sources.parameters_check(organization=caller.organization,
                                  kind=SUBSCRIPTION_REPORT_KIND[form.cleaned_data["kind"]],
-                                 parameters=parameters)
+                                 parameters=parameters, caller=caller)
         services.subscription_create(organization=caller.organization, caller=caller,
                                      kind=form.cleaned_data["kind"], parameters=parameters,
                                      request=request)

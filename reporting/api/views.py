@@ -85,7 +85,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantGene
     def create(self, request, org_slug: str):
         data = _valid(s.ReportRequestSerializer, request.data)
         sources.parameters_check(organization=self.organization, kind=data["kind"],
-                                 parameters=data["parameters"])
+                                 parameters=data["parameters"], caller=self.caller)
         report = services.report_request(organization=self.organization, caller=self.caller,
                                          kind=data["kind"], fmt=data.get("format"),
                                          parameters=data["parameters"], request=request)
@@ -140,7 +140,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         data = _valid(s.SubscriptionCreateSerializer, request.data)
         sources.parameters_check(organization=self.organization,
                                  kind=SUBSCRIPTION_REPORT_KIND.get(data["kind"], ""),
-                                 parameters=data["parameters"])
+                                 parameters=data["parameters"], caller=self.caller)
         sub = services.subscription_create(organization=self.organization, caller=self.caller,
                                            kind=data["kind"], parameters=data["parameters"],
                                            request=request)
@@ -155,7 +155,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         if data.get("parameters") is not None:
             sources.parameters_check(organization=self.organization,
                                      kind=SUBSCRIPTION_REPORT_KIND.get(sub.kind, ""),
-                                     parameters=data["parameters"])
+                                     parameters=data["parameters"], caller=self.caller)
         sub = services.subscription_update(subscription=sub, actor=request.user,
                                            active=data.get("active"),
                                            parameters=data.get("parameters"), request=request)

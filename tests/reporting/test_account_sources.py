@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import json
 import xml.etree.ElementTree as ET
+from decimal import Decimal
 from decimal import Decimal as D
 
 import numpy as np
@@ -272,6 +273,38 @@ def test_another_organisations_deployment_or_account_is_refused_by_name(world, f
     assert not Report.objects.filter(organization=other).exists()
 
 
+@pytest.mark.parametrize("value", ["²", "12a", -3, 10**20, True, None])
+def test_a_malformed_id_is_a_400_naming_the_field(world, value):
+    from django.urls import reverse
+
+    org, users, dep = world
+    resp = session_client(users[Role.OWNER]).post(
+        reverse("reporting-api:report-list", kwargs={"org_slug": org.slug}),
+        {"kind": "statement", "parameters": {"deployment": value, "start": "2026-01-01",
+                                             "end": "2026-01-31"}}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["fields"] == {
+        "deployment": ["deployment must be the integer id of one of your deployments"]}
+
+
+def test_a_key_scoped_to_reports_alone_cannot_read_an_accounts_fills_through_a_report(world):
+    from django.urls import reverse
+
+    from tests.factories import ApiKeyFactory
+    from tests.fixtures_accounts import key_client
+
+    org, users, dep = world
+    key = ApiKeyFactory(organization=org, created_by=users[Role.OWNER],
+                        scopes=["reports:read", "reports:write"])
+    resp = key_client(key).post(
+        reverse("reporting-api:report-list", kwargs={"org_slug": org.slug}),
+        {"kind": "statement", "parameters": {"deployment": dep.pk, "start": "2026-01-01",
+                                             "end": "2026-01-31"}}, format="json")
+    assert resp.status_code == 403
+    assert "orders:read" in resp.json()["error"]["message"]
+    assert not Report.objects.filter(organization=org).exists()
+
+
 def test_a_subscription_to_another_organisations_account_is_refused(world):
     from django.urls import reverse
 
@@ -489,3 +522,29 @@ def test_round_trips_pair_fills_from_flat_to_flat():
     # in 10 x 100; out 4 x 110 + 6 x 120 = 1,160; P&L 160 - 3 fees
     assert (trip.side, trip.quantity, trip.entry_price, trip.exit_price, trip.pnl) == \
         ("long", 10.0, 100.0, 116.0, 157.0)
+
+
+def test_a_fill_through_zero_closes_the_long_trip_and_opens_a_short_one():
+    from types import SimpleNamespace
+
+    from reporting.sources import _round_trips
+
+    t0 = 1_700_000_000 * 10**9
+
+    def fill(i, side, qty, price, fee):
+        return SimpleNamespace(deployment_id=1, symbol="SYN", side=side, quantity=Decimal(qty),
+                               price=Decimal(price), fee=Decimal(fee), ts=t0 + i * 60 * 10**9)
+
+    trips = _round_trips([fill(0, "buy", "10", "100", "1"),
+                          fill(1, "sell", "15", "110", "3"),  # 10 close the long, 5 go short
+                          fill(2, "buy", "5", "105", "0.5")])
+
+    long, short = trips
+    # long 10 @ 100 -> 110: +100, fees 1 + 3 x 10/15 = 3
+    assert (long.side, long.quantity, long.entry_price, long.exit_price) == ("long", 10, 100, 110)
+    assert (long.pnl, long.fees) == (97.0, 3.0)
+    # short 5 @ 110 -> 105: +25, fees 3 x 5/15 + 0.5 = 1.5
+    assert (short.side, short.quantity, short.entry_price, short.exit_price) == (
+        "short", 5, 110, 105)
+    assert (short.pnl, short.fees) == (23.5, 1.5)
+    assert short.entry_time == long.exit_time
