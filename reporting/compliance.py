@@ -9,32 +9,37 @@ a segment MIC (``XOFF`` for off-venue trades).
 
 XML (`rts22_xml`) is the regulator's layout: an ISO 20022 ``auth.016.001.01`` document
 (FinInstrmRptgTxRpt) in the namespace ``urn:iso:std:iso:20022:tech:xsd:auth.016.001.01``, one
-``Tx/New`` per execution, with only the elements Nexow knows, in the schema's order::
+``Tx/New`` per execution, with the elements the schema requires and those Nexow knows, in the
+schema's order::
 
     <Document xmlns="urn:iso:std:iso:20022:tech:xsd:auth.016.001.01">
       <FinInstrmRptgTxRpt>
         <Tx><New>
           <TxId/> <ExctgPty/> <InvstmtPtyInd/> <SubmitgPty/>
-          <Buyr><AcctOwnr><Id><LEI/> | <MIC/> | <Intl/></Id></AcctOwnr></Buyr>
+          <Buyr><AcctOwnr><Id><LEI/> | <MIC/></Id></AcctOwnr></Buyr>
           <Sellr>(the same)</Sellr>
+          <OrdrTrnsmssn><TrnsmssnInd>false</TrnsmssnInd></OrdrTrnsmssn>
           <Tx> <TradDt/> <TradgCpcty/> <Qty><Unit/></Qty>
                <Pric><Pric><MntryVal><Amt Ccy=""/></MntryVal></Pric></Pric>
-               <NetAmt/> <TradVn/> </Tx>
-          <FinInstrm><Id/> (an ISIN) | <Othr><FinInstrmGnlAttrbts>
-              <FullNm/> <ClssfctnTp/> <NtnlCcy/></FinInstrmGnlAttrbts></Othr></FinInstrm>
+               <TradVn/> </Tx>
+          <FinInstrm><Id/> (the ISIN)</FinInstrm>
           <InvstmtDcsnPrsn><Algo/> | <Prsn>...</Prsn></InvstmtDcsnPrsn>
           <ExctgPrsn><Algo/> | <Prsn>...</Prsn></ExctgPrsn>
-          <AddtlAttrbts><SctiesFincgTxInd>false</SctiesFincgTxInd></AddtlAttrbts>
+          <AddtlAttrbts><RskRdcgTx>false</RskRdcgTx>
+                        <SctiesFincgTxInd>false</SctiesFincgTxInd></AddtlAttrbts>
         </New></Tx>
         ...
       </FinInstrmRptgTxRpt>
     </Document>
 
 The firm's own side (buyer of a buy, seller of a sell) is the executing entity's LEI; the other
-side is the counterparty's LEI when given, otherwise the venue's MIC for an on-venue trade,
-otherwise ``<Intl>INTC</Intl>`` (the placeholder a real submission must replace with the
-counterparty). A person (decision maker or trader) is ``Prsn/Othr/Id`` with the scheme
-``NIDN`` (national identifier, as given) and, when known, ``CtryOfBrnch``.
+side is the counterparty's LEI, or, for a trade on a venue without a known counterparty, the
+venue's MIC. A person (decision maker or trader) is ``Prsn/Othr/Id`` with the scheme ``NIDN``
+(national identifier, as given) and, when known, ``CtryOfBrnch``. ``NetAmt`` (debt only) is not
+written. A document the regulator would reject is not written at all: `rts22_xml_problems`
+lists what is missing (an ISIN per instrument, the counterparty of an off-venue trade, the
+person behind a manual trade, a MIC venue, a known trading capacity) and the report request is
+a 400 naming it.
 
 Best execution: slippage of a fill is measured against the price at the time the order was
 decided (arrival price), signed so that a positive number is a cost:
@@ -186,20 +191,58 @@ def _el(parent: ET.Element, tag: str, text: str | None = None,
     return node
 
 
-def _party(parent: ET.Element, tag: str, code: str, venue: str, *, ours: bool) -> None:
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+TRADING_CAPACITIES = ("DEAL", "MTCH", "AOTC")
+
+
+def rts22_xml_problems(transactions: Sequence[Transaction], *,
+                       executing_entity: str) -> list[tuple[str, str]]:
+    """What keeps these transactions out of a valid auth.016 document, as (what, problem)
+    pairs; `what` names the input to mend: ``executing_entity``, ``isins``, ``counterparty``,
+    ``decision_maker``, ``trading_capacity``, ``venue`` or ``branch_country``."""
+    problems: list[tuple[str, str]] = []
+    if not is_lei(executing_entity):
+        problems.append(("executing_entity", "the executing entity must be the firm's LEI"))
+    no_isin = sorted({t.instrument_name or t.instrument for t in transactions
+                      if not is_isin(t.instrument)})
+    if no_isin:
+        problems.append(("isins", "an ISIN is needed for each instrument; missing for "
+                                  + ", ".join(no_isin[:10])))
+    for t in transactions:
+        ref = t.reference
+        venue = t.venue or OFF_VENUE
+        if not _MIC.match(venue):
+            problems.append(("venue", f"{ref}: the venue must be a MIC (4 characters), "
+                                      f"not {venue!r}"))
+        if t.trading_capacity not in TRADING_CAPACITIES:
+            problems.append(("trading_capacity", f"{ref}: trading capacity must be one of "
+                                                 f"{', '.join(TRADING_CAPACITIES)}"))
+        if t.counterparty and not is_lei(t.counterparty):
+            problems.append(("counterparty", f"{ref}: the counterparty must be an LEI"))
+        elif not t.counterparty and venue == OFF_VENUE:
+            problems.append(("counterparty", f"{ref}: an off-venue trade names its "
+                                             "counterparty's LEI"))
+        if not t.algorithm_id and not (t.executed_by or t.decision_maker):
+            problems.append(("decision_maker", f"{ref}: a person's trade names who decided "
+                                               "and executed it"))
+        if t.person_country and not _COUNTRY.match(t.person_country):
+            problems.append(("branch_country", f"{ref}: the branch country must be an ISO "
+                                               "3166 alpha-2 code"))
+    return problems
+
+
+def _party(parent: ET.Element, tag: str, code: str, venue: str) -> None:
+    """A buyer or seller: an LEI (the firm, or a known counterparty), else the MIC of the
+    trading venue the trade was made on."""
     ident = _el(_el(_el(parent, tag), "AcctOwnr"), "Id")
-    if ours or is_lei(code):
+    if is_lei(code):
         _el(ident, "LEI", code)
-    elif venue and venue != OFF_VENUE and _MIC.match(venue):
-        _el(ident, "MIC", venue)
     else:
-        _el(ident, "Intl", "INTC")
+        _el(ident, "MIC", venue)
 
 
 def _person_or_algo(parent: ET.Element, tag: str, algorithm: str | None, person: str,
                     country: str) -> None:
-    if not algorithm and not person:
-        return
     node = _el(parent, tag)
     if algorithm:
         _el(node, "Algo", algorithm)
@@ -215,8 +258,13 @@ def _person_or_algo(parent: ET.Element, tag: str, algorithm: str | None, person:
 def rts22_xml(transactions: Iterable[Transaction], *, executing_entity: str = "",
               submitting_entity: str = "") -> bytes:
     """The report as an ISO 20022 auth.016.001.01 document (see the module docstring), UTF-8.
-    `submitting_entity` defaults to the executing entity (a firm reporting for itself)."""
+    `submitting_entity` defaults to the executing entity (a firm reporting for itself). Raises
+    `ComplianceInputError` listing every problem (`rts22_xml_problems`) rather than write a
+    document the regulator would reject."""
     txs = list(transactions)
+    problems = rts22_xml_problems(txs, executing_entity=executing_entity)
+    if problems:
+        raise ComplianceInputError("; ".join(message for _, message in problems[:20]))
     rows = rts22_rows(txs, executing_entity=executing_entity)
     ET.register_namespace("", AUTH016_NS)
     root = ET.Element(f"{{{AUTH016_NS}}}Document")
@@ -229,30 +277,27 @@ def rts22_xml(transactions: Iterable[Transaction], *, executing_entity: str = ""
         _el(new, "SubmitgPty", submitting_entity or executing_entity)
         ours, theirs = executing_entity, t.counterparty
         buyer, seller = (ours, theirs) if t.side == "buy" else (theirs, ours)
-        _party(new, "Buyr", buyer, row["venue"], ours=t.side == "buy")
-        _party(new, "Sellr", seller, row["venue"], ours=t.side == "sell")
+        _party(new, "Buyr", buyer, row["venue"])
+        _party(new, "Sellr", seller, row["venue"])
+        _el(_el(new, "OrdrTrnsmssn"), "TrnsmssnInd", "false")
         tx = _el(new, "Tx")
         _el(tx, "TradDt", row["trading_date_time"])
         _el(tx, "TradgCpcty", t.trading_capacity)
         _el(_el(tx, "Qty"), "Unit", row["quantity"])
         _el(_el(_el(_el(tx, "Pric"), "Pric"), "MntryVal"), "Amt", row["price"],
             {"Ccy": row["price_currency"]})
-        _el(tx, "NetAmt", row["net_amount"])
+        # NetAmt (field 35) is for debt instruments only: not written for the shares and
+        # funds Nexow trades.
         _el(tx, "TradVn", row["venue"])
-        instrument = _el(new, "FinInstrm")
-        if is_isin(t.instrument):
-            _el(instrument, "Id", t.instrument)
-        else:
-            attrs = _el(_el(instrument, "Othr"), "FinInstrmGnlAttrbts")
-            _el(attrs, "FullNm", t.instrument_name or t.instrument)
-            if t.instrument_cfi:
-                _el(attrs, "ClssfctnTp", t.instrument_cfi)
-            _el(attrs, "NtnlCcy", t.currency)
-        _person_or_algo(new, "InvstmtDcsnPrsn", t.algorithm_id, t.decision_maker,
-                        t.person_country)
+        _el(_el(new, "FinInstrm"), "Id", t.instrument)
+        if t.algorithm_id or t.decision_maker:
+            _person_or_algo(new, "InvstmtDcsnPrsn", t.algorithm_id, t.decision_maker,
+                            t.person_country)
         _person_or_algo(new, "ExctgPrsn", t.algorithm_id, t.executed_by or t.decision_maker,
                         t.person_country)
-        _el(_el(new, "AddtlAttrbts"), "SctiesFincgTxInd", "false")
+        attributes = _el(new, "AddtlAttrbts")
+        _el(attributes, "RskRdcgTx", "false")
+        _el(attributes, "SctiesFincgTxInd", "false")
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 

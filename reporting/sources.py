@@ -181,25 +181,40 @@ def _rts22(organization: Organization, parameters: dict[str, Any], fmt: str) -> 
     if live is not None:
         txs = live_transactions(organization, live, parameters)
         title = f"RTS 22 transactions, {live.label}"
-        if fmt == "csv":
-            return compliance.rts22_csv(txs, executing_entity=entity).encode(), title
-        return compliance.rts22_xml(txs, executing_entity=entity), title
-    sim, fills = _simulation_fills(organization, parameters)
-    version = sim.strategy_version
-    algo = f"NEXOW-{version.strategy.kind}-{version.strategy_id}-v{version.number}"[:50]
-    venue = str(parameters.get("venue", compliance.OFF_VENUE))
-    currency = str(parameters.get("currency", "USD"))
-    txs = [compliance.Transaction(
-        reference=f"SIM{sim.pk}-{i + 1}",
-        executed_at=dt.datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")),
-        instrument=f["symbol"], instrument_name=f["symbol"], side=f["side"],
-        quantity=Decimal(repr(f["quantity"])), price=Decimal(repr(f["price"])),
-        currency=currency, venue=venue, decision_maker=str(parameters.get("decision_maker", "")),
-        algorithm_id=algo) for i, f in enumerate(fills)]
-    title = f"RTS 22 transactions, simulation {sim.pk}"
+    else:
+        sim, fills = _simulation_fills(organization, parameters)
+        version = sim.strategy_version
+        algo = f"NEXOW-{version.strategy.kind}-{version.strategy_id}-v{version.number}"[:50]
+        venue = str(parameters.get("venue", compliance.OFF_VENUE))
+        currency = str(parameters.get("currency", "USD"))
+        isins = _isins(parameters)
+        txs = [compliance.Transaction(
+            reference=f"SIM{sim.pk}-{i + 1}",
+            executed_at=dt.datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")),
+            instrument=str(isins.get(f["symbol"], f["symbol"])), instrument_name=f["symbol"],
+            side=f["side"], quantity=Decimal(repr(f["quantity"])),
+            price=Decimal(repr(f["price"])), currency=currency, venue=venue,
+            decision_maker=str(parameters.get("decision_maker", "")), algorithm_id=algo,
+            counterparty=str(parameters.get("counterparty", "")),
+            trading_capacity=str(parameters.get("trading_capacity", "DEAL")),
+            person_country=str(parameters.get("branch_country", "")))
+            for i, f in enumerate(fills)]
+        title = f"RTS 22 transactions, simulation {sim.pk}"
     if fmt == "csv":
         return compliance.rts22_csv(txs, executing_entity=entity).encode(), title
+    problems = compliance.rts22_xml_problems(txs, executing_entity=entity)
+    if problems:
+        field = problems[0][0]
+        raise _param_error(field, "; ".join(m for f, m in problems if f == field)[:1000])
     return compliance.rts22_xml(txs, executing_entity=entity), title
+
+
+def _isins(parameters: dict[str, Any]) -> dict[str, str]:
+    isins = parameters.get("isins", {})
+    if not isinstance(isins, dict) or not all(compliance.is_isin(str(v))
+                                              for v in isins.values()):
+        raise _param_error("isins", "isins must map symbols to valid ISINs")
+    return {str(k): str(v) for k, v in isins.items()}
 
 
 def _trades(organization: Organization, parameters: dict[str, Any], fmt: str) -> tuple[bytes, str]:
@@ -721,10 +736,7 @@ def live_transactions(organization: Organization, account: LiveAccount,
     orders = live_orders_by_client_id(organization=organization,
                                       deployments=account.deployments)
     by_id = {d.pk: d for d in account.deployments}
-    isins = parameters.get("isins", {})
-    if not isinstance(isins, dict) or not all(compliance.is_isin(str(v))
-                                              for v in isins.values()):
-        raise _param_error("isins", "isins must map symbols to valid ISINs")
+    isins = _isins(parameters)
     person = str(parameters.get("decision_maker", ""))
     txs = []
     for f in rows:

@@ -46,6 +46,7 @@ pytestmark = pytest.mark.django_db
 DAY = 86_400 * 10**9
 LEI = "5493001KJTIIGC8Y1R12"
 NS = {"a": compliance.AUTH016_NS}
+COUNTERPARTY = "529900T8BM49AURSDO55"  # a well-formed LEI
 CENT = D("0.01")
 
 
@@ -341,24 +342,37 @@ def test_the_portal_form_offers_only_the_organisations_own_deployments(world, cl
 
 # --- RTS 22 and best execution --------------------------------------------------------------
 
-# The auth.016.001.01 elements Nexow emits and, for each, its children in schema order: the
-# subset of the official XSD the report relies on (a child out of order or unknown fails).
-AUTH016_SUBSET: dict[str, tuple[str, ...]] = {
-    "Document": ("FinInstrmRptgTxRpt",),
-    "FinInstrmRptgTxRpt": ("Tx",),
-    "Tx@report": ("New",),
-    "New": ("TxId", "ExctgPty", "InvstmtPtyInd", "SubmitgPty", "Buyr", "Sellr", "Tx",
-            "FinInstrm", "InvstmtDcsnPrsn", "ExctgPrsn", "AddtlAttrbts"),
-    "Buyr": ("AcctOwnr",), "Sellr": ("AcctOwnr",), "AcctOwnr": ("Id",),
-    "Id@party": ("LEI", "MIC", "Intl"),
-    "Tx@new": ("TradDt", "TradgCpcty", "Qty", "Pric", "NetAmt", "TradVn"),
-    "Qty": ("Unit",), "Pric@tx": ("Pric",), "Pric@pric": ("MntryVal",), "MntryVal": ("Amt",),
-    "FinInstrm": ("Id", "Othr"), "Othr@instrument": ("FinInstrmGnlAttrbts",),
-    "FinInstrmGnlAttrbts": ("FullNm", "ClssfctnTp", "NtnlCcy"),
-    "InvstmtDcsnPrsn": ("Prsn", "Algo"), "ExctgPrsn": ("Prsn", "Algo"),
-    "Prsn": ("CtryOfBrnch", "Othr"), "Othr@person": ("Id", "SchmeNm"), "SchmeNm": ("Cd",),
-    "AddtlAttrbts": ("SctiesFincgTxInd",),
+# The auth.016.001.01 elements Nexow emits and, for each, its children in schema order and
+# which of them the schema requires (from the official XSD): a child unknown or out of order,
+# or a required one missing, fails.
+AUTH016_SUBSET: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "Document": (("FinInstrmRptgTxRpt",), frozenset({"FinInstrmRptgTxRpt"})),
+    "FinInstrmRptgTxRpt": (("Tx",), frozenset({"Tx"})),
+    "Tx@report": (("New",), frozenset()),  # a choice: New or Cxl
+    "New": (("TxId", "ExctgPty", "InvstmtPtyInd", "SubmitgPty", "Buyr", "Sellr",
+             "OrdrTrnsmssn", "Tx", "FinInstrm", "InvstmtDcsnPrsn", "ExctgPrsn", "AddtlAttrbts"),
+            frozenset({"TxId", "ExctgPty", "InvstmtPtyInd", "SubmitgPty", "Buyr", "Sellr",
+                       "OrdrTrnsmssn", "Tx", "ExctgPrsn", "AddtlAttrbts"})),
+    "Buyr": (("AcctOwnr",), frozenset({"AcctOwnr"})),
+    "Sellr": (("AcctOwnr",), frozenset({"AcctOwnr"})),
+    "AcctOwnr": (("Id",), frozenset({"Id"})),
+    "Id@party": (("LEI", "MIC", "Intl"), frozenset()),  # a choice of one
+    "OrdrTrnsmssn": (("TrnsmssnInd",), frozenset({"TrnsmssnInd"})),
+    "Tx@new": (("TradDt", "TradgCpcty", "Qty", "Pric", "NetAmt", "TradVn"),
+               frozenset({"TradDt", "TradgCpcty", "Qty", "Pric", "TradVn"})),
+    "Qty": (("Unit",), frozenset()), "Pric@tx": (("Pric",), frozenset()),
+    "Pric@pric": (("MntryVal",), frozenset()), "MntryVal": (("Amt",), frozenset({"Amt"})),
+    "FinInstrm": (("Id",), frozenset()),
+    "InvstmtDcsnPrsn": (("Prsn", "Algo"), frozenset()),
+    "ExctgPrsn": (("Prsn", "Algo"), frozenset()),
+    "Prsn": (("CtryOfBrnch", "Othr"), frozenset({"CtryOfBrnch", "Othr"})),
+    "Othr@person": (("Id", "SchmeNm"), frozenset({"Id", "SchmeNm"})),
+    "SchmeNm": (("Cd",), frozenset()),
+    "AddtlAttrbts": (("RskRdcgTx", "SctiesFincgTxInd"),
+                     frozenset({"RskRdcgTx", "SctiesFincgTxInd"})),
 }
+CHOICES = {"Id@party", "Qty", "Pric@tx", "Pric@pric", "FinInstrm", "InvstmtDcsnPrsn",
+           "ExctgPrsn", "SchmeNm", "Tx@report"}  # exactly one child
 
 
 def _local(el: ET.Element) -> str:
@@ -377,15 +391,19 @@ def _key(el: ET.Element, parent: str) -> str:
 
 def assert_valid_subset(el: ET.Element, parent: str = "") -> None:
     key = _key(el, parent)
-    allowed = AUTH016_SUBSET.get(key)
+    spec = AUTH016_SUBSET.get(key)
     children = [_local(c) for c in el]
-    if allowed is None:
+    if spec is None:
         assert not children, f"{key} is a leaf in the subset, has {children}"
         assert (el.text or "").strip(), f"{key} is empty"
         return
+    allowed, required = spec
     positions = [allowed.index(c) if c in allowed else -1 for c in children]
     assert -1 not in positions, f"{key}: unknown child among {children}"
     assert positions == sorted(positions), f"{key}: children out of order {children}"
+    assert required <= set(children), f"{key}: missing {sorted(required - set(children))}"
+    if key in CHOICES:
+        assert len(children) == 1, f"{key} is a choice of one, has {children}"
     for child in el:
         assert_valid_subset(child, _local(el))
 
@@ -394,8 +412,8 @@ def test_rts22_xml_of_a_deployment_has_the_known_fill_at_its_xpaths(world, eager
     org, users, dep = world
     content = _generate(session_client(users[Role.COMPLIANCE]), org, "rts22", "xml",
                         {"deployment": dep.pk, "executing_entity": LEI,
-                         "decision_maker": "GB1234567", "branch_country": "GB",
-                         "isins": {"SYN": "US0378331005"}}, eager)
+                         "counterparty": COUNTERPARTY, "decision_maker": "GB1234567",
+                         "branch_country": "GB", "isins": {"SYN": "US0378331005"}}, eager)
     root = ET.fromstring(content)
     assert_valid_subset(root)
     news = root.findall("a:FinInstrmRptgTxRpt/a:Tx/a:New", NS)
@@ -405,17 +423,19 @@ def test_rts22_xml_of_a_deployment_has_the_known_fill_at_its_xpaths(world, eager
     version = dep.strategy_version
     expected = {
         "a:ExctgPty": LEI, "a:InvstmtPtyInd": "true", "a:SubmitgPty": LEI,
-        "a:Sellr/a:AcctOwnr/a:Id/a:LEI": LEI, "a:Buyr/a:AcctOwnr/a:Id/a:Intl": "INTC",
+        "a:Sellr/a:AcctOwnr/a:Id/a:LEI": LEI, "a:Buyr/a:AcctOwnr/a:Id/a:LEI": COUNTERPARTY,
+        "a:OrdrTrnsmssn/a:TrnsmssnInd": "false",
         "a:Tx/a:TradDt": "2026-02-05T00:00:00.000000Z", "a:Tx/a:TradgCpcty": "DEAL",
         "a:Tx/a:Qty/a:Unit": "8", "a:Tx/a:Pric/a:Pric/a:MntryVal/a:Amt": "134.25",
-        "a:Tx/a:NetAmt": "1074.00", "a:Tx/a:TradVn": "XOFF",
+        "a:Tx/a:TradVn": "XOFF",
         "a:FinInstrm/a:Id": "US0378331005",
         "a:InvstmtDcsnPrsn/a:Algo": f"NEXOW-sma_cross-{version.strategy_id}-v{version.number}",
         "a:ExctgPrsn/a:Algo": f"NEXOW-sma_cross-{version.strategy_id}-v{version.number}",
-        "a:AddtlAttrbts/a:SctiesFincgTxInd": "false",
+        "a:AddtlAttrbts/a:RskRdcgTx": "false", "a:AddtlAttrbts/a:SctiesFincgTxInd": "false",
     }
     assert {path: sale.findtext(path, namespaces=NS) for path in expected} == expected
     assert sale.find("a:Tx/a:Pric/a:Pric/a:MntryVal/a:Amt", NS).get("Ccy") == "USD"
+    assert sale.find("a:Tx/a:NetAmt", NS) is None
     # The manual order: a person decided and executed it.
     (manual,) = [n for n in news if n.find("a:InvstmtDcsnPrsn/a:Prsn", NS) is not None]
     assert manual.findtext("a:InvstmtDcsnPrsn/a:Prsn/a:Othr/a:Id", namespaces=NS) == \
@@ -438,16 +458,27 @@ def test_rts22_xml_needs_a_valid_lei_and_the_csv_is_kept(world, eager):
         ("SELL", "8", "134.25", "true"), ("BUYI", "2", "140", "false")]
 
 
-def test_a_non_isin_instrument_is_described_by_its_attributes(world):
-    org, _, dep = world
-    xml = compliance.rts22_xml(sources.live_transactions(org, _account(org, deployment=dep.pk),
-                                                         {}), executing_entity=LEI)
-    root = ET.fromstring(xml)
-    assert_valid_subset(root)
-    attrs = root.find("a:FinInstrmRptgTxRpt/a:Tx/a:New/a:FinInstrm/a:Othr/"
-                      "a:FinInstrmGnlAttrbts", NS)
-    assert attrs.findtext("a:FullNm", namespaces=NS) == "SYN"
-    assert attrs.findtext("a:NtnlCcy", namespaces=NS) == "USD"
+def test_an_instrument_without_an_isin_keeps_the_xml_from_being_written(world, eager):
+    org, users, dep = world
+    with pytest.raises(sources.ReportParameterError) as err:
+        sources.report_build(organization=org, kind="rts22", fmt="xml",
+                             parameters={"deployment": dep.pk, "executing_entity": LEI,
+                                         "counterparty": COUNTERPARTY,
+                                         "decision_maker": "GB1234567"})
+    assert err.value.fields == {
+        "isins": ["an ISIN is needed for each instrument; missing for SYN"]}
+
+
+def test_an_off_venue_trade_without_its_counterparty_is_refused_by_name(world):
+    org, users, dep = world
+    with pytest.raises(sources.ReportParameterError) as err:
+        sources.report_build(organization=org, kind="rts22", fmt="xml",
+                             parameters={"deployment": dep.pk, "executing_entity": LEI,
+                                         "decision_maker": "GB1234567",
+                                         "isins": {"SYN": "US0378331005"}})
+    assert list(err.value.fields) == ["counterparty"]
+    assert "an off-venue trade names its counterparty's LEI" in err.value.fields[
+        "counterparty"][0]
 
 
 def test_best_execution_of_a_deployment_uses_the_decision_bar_close(world):

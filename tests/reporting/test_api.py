@@ -253,8 +253,10 @@ def test_rts22_and_trades_exports_of_a_stored_simulation(eager):
     client = session_client(users[Role.COMPLIANCE])
     with eager():
         xml_id = client.post(_url("report-list", org), {
-            "kind": "rts22", "parameters": {"simulation_id": sim.pk,
-                                            "executing_entity": "5493001KJTIIGC8Y1R12"}},
+            "kind": "rts22", "parameters": {
+                "simulation_id": sim.pk, "executing_entity": "5493001KJTIIGC8Y1R12",
+                "counterparty": "529900T8BM49AURSDO55",
+                "isins": {i.symbol: "US0378331005" for i in sim.dataset.instruments.all()}}},
             format="json").json()["id"]
         csv_id = client.post(_url("report-list", org), {
             "kind": "trades", "format": "csv", "parameters": {"simulation_id": sim.pk}},

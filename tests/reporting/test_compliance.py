@@ -28,7 +28,8 @@ def _txs() -> list[compliance.Transaction]:
                                D("170.25"), "USD", "XNAS", "jane.doe", algorithm_id="ALGO-SMA-1"),
         compliance.Transaction("T2", T0.astimezone(dt.timezone(dt.timedelta(hours=1))),
                                "GB0002634946", "BAE Systems", "sell", D("2.5"), D("10.1"), "GBP",
-                               "", "john.roe", executed_by="desk.trader"),
+                               "", "john.roe", executed_by="desk.trader",
+                               counterparty=COUNTERPARTY),
     ]
 
 
@@ -51,6 +52,7 @@ def test_rts22_csv_carries_the_known_fields():
 
 
 LEI = "5493001KJTIIGC8Y1R12"  # a well-formed LEI (check digits valid)
+COUNTERPARTY = "529900T8BM49AURSDO55"
 NS = {"a": compliance.AUTH016_NS}
 
 
@@ -74,10 +76,44 @@ def test_rts22_xml_is_an_iso_20022_auth016_document():
     # The second: a person decided, another executed, off venue, the firm sold.
     assert second.findtext("a:Tx/a:TradVn", namespaces=NS) == "XOFF"
     assert second.findtext("a:Sellr/a:AcctOwnr/a:Id/a:LEI", namespaces=NS) == LEI
-    assert second.findtext("a:Buyr/a:AcctOwnr/a:Id/a:Intl", namespaces=NS) == "INTC"
+    assert second.findtext("a:Buyr/a:AcctOwnr/a:Id/a:LEI", namespaces=NS) == COUNTERPARTY
     assert second.findtext("a:InvstmtDcsnPrsn/a:Prsn/a:Othr/a:Id", namespaces=NS) == "john.roe"
     assert second.findtext("a:ExctgPrsn/a:Prsn/a:Othr/a:Id", namespaces=NS) == "desk.trader"
     assert second.find("a:InvstmtDcsnPrsn/a:Algo", NS) is None
+
+
+def test_rts22_xml_has_the_elements_the_schema_requires_and_no_debt_net_amount():
+    root = ET.fromstring(compliance.rts22_xml(_txs(), executing_entity=LEI))
+    for new in root.findall("a:FinInstrmRptgTxRpt/a:Tx/a:New", NS):
+        assert new.findtext("a:OrdrTrnsmssn/a:TrnsmssnInd", namespaces=NS) == "false"
+        assert new.findtext("a:AddtlAttrbts/a:RskRdcgTx", namespaces=NS) == "false"
+        assert new.find("a:ExctgPrsn", NS) is not None
+        assert new.find("a:Tx/a:NetAmt", NS) is None  # field 35 is for debt instruments
+
+
+@pytest.mark.parametrize("change,field,message", [
+    ({"instrument": "APPLE"}, "isins", "an ISIN is needed for each instrument; missing for "
+                                       "Apple Inc."),
+    ({"venue": "", "counterparty": ""}, "counterparty",
+     "T1: an off-venue trade names its counterparty's LEI"),
+    ({"counterparty": "ACME"}, "counterparty", "T1: the counterparty must be an LEI"),
+    ({"algorithm_id": None, "decision_maker": ""}, "decision_maker",
+     "T1: a person's trade names who decided and executed it"),
+    ({"trading_capacity": "OWN"}, "trading_capacity",
+     "T1: trading capacity must be one of DEAL, MTCH, AOTC"),
+    ({"venue": "NASDAQ"}, "venue", "T1: the venue must be a MIC (4 characters), not 'NASDAQ'"),
+    ({"person_country": "GBR"}, "branch_country",
+     "T1: the branch country must be an ISO 3166 alpha-2 code"),
+])
+def test_rts22_xml_refuses_what_the_regulator_would_reject(change, field, message):
+    import dataclasses
+
+    first, second = _txs()
+    bad = dataclasses.replace(first, **change)
+    assert compliance.rts22_xml_problems([bad, second], executing_entity=LEI) == [
+        (field, message)]
+    with pytest.raises(compliance.ComplianceInputError, match=message.split(":")[0]):
+        compliance.rts22_xml([bad, second], executing_entity=LEI)
 
 
 def test_isin_and_lei_check_digits():
