@@ -10,8 +10,11 @@
 The Monte Carlo children store only the final return and drawdown of each path, not the paths.
 `monte_carlo_fan` draws the paths again with the same seeds, chunk sizes and batch order as the
 engine's chunk functions (`trading.engine.analyses._mc_returns_chunk` / `_mc_trades_chunk`), so
-the fan's last column is exactly the distribution the analysis stored: its percentiles equal the
-aggregate's final-return percentiles (a test pins this).
+the fan's paths are the analysis' own. The aggregate step computes it once, in the worker, from
+the first `FAN_MAX_PATHS` paths (in chunk order): with at most that many paths the fan's last
+column is exactly the distribution the analysis stored, its percentiles equal to the
+aggregate's final-return percentiles (a test pins this); with more, the bands are those of
+that sample.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from trading.engine import analyses as engine_analyses
 
 PERCENTILES = (5, 25, 50, 75, 95)
 FAN_MAX_COLUMNS = 300  # time points of the fan: plenty for a screen
+FAN_MAX_PATHS = 10_000  # paths drawn again for the fan (percentile bands of a display)
 FAN_VALUE_BUDGET = 4_000_000  # paths × kept columns held in memory at once (32 MB of float64)
 HISTOGRAM_BINS = 40
 
@@ -128,16 +132,21 @@ def _columns(n_points: int, n_sims: int) -> np.ndarray:
 
 
 def monte_carlo_fan(*, equity: np.ndarray, trade_pnl: np.ndarray, method: str, n_sims: int,
-                    n_chunks: int, seed: int, block: int | None = None) -> dict[str, Any]:
-    """Percentile bands (5, 25, 50, 75, 95) of the simulated equity at evenly spaced points.
+                    n_chunks: int, seed: int, block: int | None = None,
+                    max_paths: int | None = None) -> dict[str, Any]:
+    """Percentile bands (5, 25, 50, 75, 95) of the simulated equity at evenly spaced points,
+    over the first `max_paths` (default `FAN_MAX_PATHS`) paths of the analysis, in chunk
+    order.
 
     `points` are bar numbers (returns method: the run's bars) or trade numbers (trades method);
-    the bands are in the run's currency, starting from its first equity value.
+    the bands are in the run's currency, starting from its first equity value; `paths` is the
+    number of paths they summarise.
     """
     equity = np.asarray(equity, dtype=np.float64)
     initial = float(equity[0])
     seeds = np.random.SeedSequence(int(seed)).spawn(n_chunks)
     sizes = [n_sims // n_chunks + (1 if i < n_sims % n_chunks else 0) for i in range(n_chunks)]
+    wanted = min(n_sims, FAN_MAX_PATHS if max_paths is None else max_paths)
     if method == "trades":
         pnl = np.asarray(trade_pnl, dtype=np.float64)
         if pnl.size < 2:
@@ -147,14 +156,18 @@ def monte_carlo_fan(*, equity: np.ndarray, trade_pnl: np.ndarray, method: str, n
         returns = equity[1:] / equity[:-1] - 1.0
         block = int(block or max(1, round(returns.size ** (1 / 3))))
         n_points, step_size = returns.size + 1, returns.size
-    cols = _columns(n_points, n_sims)
-    kept = np.empty((n_sims, cols.size))
+    cols = _columns(n_points, wanted)
+    kept = np.empty((wanted, cols.size))
     row = 0
     for size, chunk_seed in zip(sizes, seeds, strict=True):
+        if row >= wanted:
+            break
         rng = np.random.default_rng(chunk_seed)
         batch = max(1, 2_000_000 // max(step_size, 1))  # the engine's batches: same draws
         for a in range(0, size, batch):
-            b = min(size, a + batch)
+            if row >= wanted:
+                break
+            b = min(size, a + batch, a + wanted - row)
             if method == "trades":
                 draws = pnl[rng.integers(0, pnl.size, (b - a, pnl.size))]
                 paths = initial + np.concatenate([np.zeros((b - a, 1)),
@@ -166,7 +179,7 @@ def monte_carlo_fan(*, equity: np.ndarray, trade_pnl: np.ndarray, method: str, n
             kept[row:row + (b - a)] = paths[:, cols]
             row += b - a
     bands = np.percentile(kept[:row], PERCENTILES, axis=0)
-    return {"points": cols.tolist(),
+    return {"points": cols.tolist(), "paths": row,
             "bands": {f"p{p}": bands[i].tolist() for i, p in enumerate(PERCENTILES)}}
 
 

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -39,7 +38,6 @@ from trading.views import METRIC_LABELS, _crumbs, _page, format_metric, metric_r
 CHART_POINTS = 2000
 PAGE_SIZE = 25
 SWEEP_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades")
-FAN_CACHE_SECONDS = 24 * 3600
 KIND_FORMS = {AnalysisKind.SWEEP: forms.SweepForm, AnalysisKind.WALK_FORWARD: forms.WalkForwardForm}
 
 
@@ -253,34 +251,6 @@ def walk_forward_context(analysis: Analysis, children: list[AnalysisChild]) -> d
     }
 
 
-def monte_carlo_fan(analysis: Analysis) -> dict[str, Any]:
-    """The fan chart of a finished Monte Carlo analysis (cached: the paths are drawn again)."""
-    spec, sim = analysis.spec, analysis.simulation
-    key = (f"nexow:analysis-fan:{analysis.pk}:{analysis.finished_at.isoformat()}:"
-           f"{spec['method']}:{spec['n_sims']}:{spec['n_chunks']}:{spec['seed']}")
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    ts, equity = selectors.simulation_equity(simulation=sim)
-    pnl = np.empty(0)
-    if spec["method"] == "trades":
-        pnl = np.array(list(selectors.simulation_trades(simulation=sim)
-                            .filter(exit_time__isnull=False).values_list("pnl", flat=True)),
-                       dtype=np.float64)
-    fan = charts.monte_carlo_fan(equity=equity, trade_pnl=pnl, method=spec["method"],
-                                 n_sims=int(spec["n_sims"]), n_chunks=int(spec["n_chunks"]),
-                                 seed=int(spec["seed"]), block=spec.get("block"))
-    if spec["method"] == "trades":
-        x, actual, xtitle = fan["points"], None, "Trade"
-    else:
-        x, xtitle = _iso(ts[fan["points"]]), ""
-        actual = _rounded(equity[fan["points"]])
-    out = {"x": x, "xtitle": xtitle, "actual": actual,
-           **{name: _rounded(band) for name, band in fan["bands"].items()}}
-    cache.set(key, out, FAN_CACHE_SECONDS)
-    return out
-
-
 def monte_carlo_context(analysis: Analysis, children: list[AnalysisChild]) -> dict[str, Any]:
     result = analysis.result or {}
     finals = np.concatenate([np.asarray(c.result["final_return"]) for c in children
@@ -296,7 +266,8 @@ def monte_carlo_context(analysis: Analysis, children: list[AnalysisChild]) -> di
             "actual_percentile": summary.get("actual_percentile")})
     final_hist, dd_hist = charts.histogram(finals), charts.histogram(dds)
     return {
-        "fan": monte_carlo_fan(analysis),
+        # Drawn by the aggregate step in the worker (`analyses._monte_carlo_fan`), never here.
+        "fan": result.get("fan"),
         "final_hist": {**final_hist, "name": "Final return", "tickformat": ".0%",
                        "actual": (result.get("final_return") or {}).get("actual")},
         "dd_hist": {**dd_hist, "name": "Max drawdown", "tickformat": ".0%",

@@ -450,7 +450,33 @@ def _aggregate_monte_carlo(analysis: Analysis, rows: list[AnalysisChild]) -> dic
     return {"method": spec["method"], "n_sims": int(finals.size), "seed": spec["seed"],
             "final_return": engine_analyses._summary(finals, actual_final),
             "max_drawdown": engine_analyses._summary(dds, actual_dd),
-            "probability_of_loss": float(np.mean(finals < 0))}
+            "probability_of_loss": float(np.mean(finals < 0)),
+            "fan": _monte_carlo_fan(analysis, equity, pnl)}
+
+
+def _monte_carlo_fan(analysis: Analysis, equity: np.ndarray, pnl: np.ndarray) -> dict[str, Any]:
+    """The fan chart's data, drawn here in the worker once (never in a page request): x, the
+    actual run where it has one, and the percentile bands, rounded for display."""
+    from trading import analysis_charts
+
+    spec = analysis.spec
+    fan = analysis_charts.monte_carlo_fan(
+        equity=equity, trade_pnl=pnl, method=spec["method"], n_sims=int(spec["n_sims"]),
+        n_chunks=int(spec["n_chunks"]), seed=int(spec["seed"]), block=spec.get("block"))
+    points = np.asarray(fan["points"], dtype=np.int64)
+    if spec["method"] == "trades":
+        x, actual, xtitle = points.tolist(), None, "Trade"
+    else:
+        stamps = packing.unpack_timestamps(analysis.simulation.result.timestamps_blob)[points]
+        x = [np.datetime_as_string(t, unit="s") + "Z"
+             for t in stamps.astype("datetime64[ns]")]
+        actual, xtitle = _display(equity[points]), ""
+    return {"x": x, "xtitle": xtitle, "actual": actual, "paths": int(fan["paths"]),
+            **{name: _display(band) for name, band in fan["bands"].items()}}
+
+
+def _display(values: Any) -> list[float | None]:
+    return [None if v is None or not np.isfinite(v) else round(float(v), 6) for v in values]
 
 
 _AGGREGATE = {AnalysisKind.SWEEP: _aggregate_sweep,
