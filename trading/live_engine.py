@@ -398,15 +398,19 @@ def _sync(st: DeploymentState, oms: OrderManager, broker: BrokerAdapter, ts: int
         return
     fills = broker.fills(st.fill_cursor)
     seen = set(st.seen_fills)
-    mine = [f for f in fills if f.client_order_id in oms.orders and f.fill_id not in seen]
+    fresh = [f for f in fills if f.fill_id not in seen]
+    mine = [f for f in fresh if f.client_order_id in oms.orders]
     for f in sorted(mine, key=lambda f: f.timestamp):
         _apply_fill(st, oms, f, actions)
-    if mine:
-        newest = max(f.timestamp for f in mine)
+    if fresh:
+        # The cursor passes every trade the venue listed, the account's other trading too
+        # (a shared account): they are not read again at every step, and a busy account
+        # cannot push the deployment's own fills beyond the pages a step reads.
+        newest = max(f.timestamp for f in fresh)
         if st.fill_cursor is None or newest > st.fill_cursor:
             st.fill_cursor = newest
             st.seen_fills = []
-        st.seen_fills.extend(f.fill_id for f in mine if f.timestamp == st.fill_cursor)
+        st.seen_fills.extend(f.fill_id for f in fresh if f.timestamp == st.fill_cursor)
     for order in oms.settle_unsent(resend=False):
         actions.append(Action("order", ts, _order_data(order)))
     working = [o for o in oms.orders.values() if o.status in ("accepted", "partially_filled")]

@@ -164,3 +164,28 @@ def test_fake_keeps_rejections_out_of_its_books():
                                 "quantity": "5"})
     assert (status, body["code"]) == (400, -2010)
     assert fake.orders == [] and fake.balances["BTC"] == [0.0, 0.0]
+
+
+def test_a_busy_shared_account_is_read_page_after_page_and_each_order_looked_up_once(
+        fake_binance):
+    order_ids: dict[str, str] = {}  # kept by the platform per account, across steps
+
+    def broker():
+        return CcxtBroker(binance_exchange(API_KEY, SECRET, base_url=fake_binance.url),
+                          ["BTC/USDT"], order_ids=order_ids)
+
+    fake_binance.now_ms = 1_700_000_000_000
+    # 2,500 trades of another order in the same millisecond: more than two pages of 1,000
+    fake_binance.foreign_trades("BTCUSDT", 2500, 50_000.0)
+    fake_binance.now_ms += 1_000
+    broker().place_order("nx-mine", "BTC/USDT", "buy", 0.01)
+
+    fills = broker().fills(since=1_700_000_000_000 * 10**6)
+
+    assert len(fills) == 2501 and len({f.fill_id for f in fills}) == 2501
+    assert [f.client_order_id for f in fills][-1] == "nx-mine"
+    assert {f.client_order_id for f in fills[:-1]} == {"someone-else-1001"}
+    assert len(fake_binance.calls("GET", "/api/v3/myTrades")) == 3  # 1000 + 1000 + 501
+    lookups = len(fake_binance.calls("GET", "/api/v3/order"))
+    broker().fills(since=1_700_000_000_000 * 10**6)  # a later step, a new adapter
+    assert len(fake_binance.calls("GET", "/api/v3/order")) == lookups  # nothing looked up again

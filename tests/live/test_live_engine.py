@@ -353,3 +353,22 @@ def test_a_venue_without_stop_orders_halts_rather_than_trade_without_the_stop_lo
     assert state.positions == {"BTC/USDT": 0.01}  # the entry stands; nothing else was sent
     assert [p["type"] for p in fake_binance.calls("POST", "/api/v3/order")] == ["MARKET"]
     assert binance_broker.open_orders() == []
+
+
+def test_the_fill_cursor_passes_the_shared_accounts_other_trades(fake_binance, binance_broker):
+    bars = make_bars([(50_000, 50_100, 49_900, 50_000, 10)] * 3)
+    cfg = LiveConfig(cash=10_000.0, sizing=Sizing("fixed-quantity", 0.01), whole_units=False)
+    state = DeploymentState.new("dep-shared", bars.symbols, cfg)
+    fake_binance.now_ms = 1_700_000_000_000
+    state, _ = advance(state, one_bar(bars, 0), AlwaysLong(), binance_broker)  # entry fills
+    fake_binance.now_ms += 1_000
+    fake_binance.foreign_trades("BTCUSDT", 1200, 50_000.0)  # someone else on the account
+    state, _ = advance(state, one_bar(bars, 1), AlwaysLong(), binance_broker)
+
+    assert state.positions == {"BTC/USDT": 0.01}  # only its own fill counts
+    assert state.fill_cursor == (1_700_000_000_000 + 1_000) * 10**6  # past the others' trades
+    assert len(state.seen_fills) == 1200
+    state, _ = advance(state, one_bar(bars, 2), AlwaysLong(), binance_broker)
+    # the next step reads from there (the cursor's millisecond again, known by id): nothing
+    # is applied twice
+    assert state.positions == {"BTC/USDT": 0.01} and state.cash == pytest.approx(9_499.5)

@@ -116,12 +116,19 @@ class CcxtBroker(BrokerAdapter):
     name = "ccxt"
     order_types = frozenset({"market", "limit"})
 
-    def __init__(self, exchange: ccxt.Exchange, symbols: Iterable[str]) -> None:
+    TRADES_PAGE = 1000  # Binance's largest page of the trade list
+    TRADES_PAGES = 10  # pages read per symbol and call; the rest come at the next call
+
+    def __init__(self, exchange: ccxt.Exchange, symbols: Iterable[str],
+                 order_ids: dict[str, str] | None = None) -> None:
         self.exchange = exchange
         self.symbols = [normalise_symbol(s) for s in symbols]
         self._markets_loaded = False
         self._symbol_of: dict[str, str] = {}  # client order id -> symbol, for lookups
-        self._client_of: dict[str, str] = {}  # exchange order id -> client order id
+        # exchange order id -> client order id ("" for another's order). Pass a mapping that
+        # outlives the adapter (the platform keeps one per account and process) so that each
+        # order of a shared account is looked up once, not at every step.
+        self._client_of: dict[str, str] = {} if order_ids is None else order_ids
 
     def _load(self) -> None:
         if not self._markets_loaded:
@@ -245,11 +252,14 @@ class CcxtBroker(BrokerAdapter):
         return out
 
     def fills(self, since: int | None = None) -> list[BrokerFill]:
+        """The account's trades of the adapter's symbols from `since` (ns, inclusive), oldest
+        first, read page after page (up to `TRADES_PAGES` pages a symbol: on a busy shared
+        account the rest come at the next call, from the newest listed)."""
         self._load()
         out: list[BrokerFill] = []
         since_ms = None if since is None else since // 1_000_000
         for sym in self.symbols:
-            for t in _mapped(self.exchange.fetch_my_trades, sym, since_ms):
+            for t in self._trades(sym, since_ms):
                 fee = t.get("fee") or {}
                 info = t.get("info") or {}
                 out.append(BrokerFill(
@@ -262,6 +272,21 @@ class CcxtBroker(BrokerAdapter):
                     maker=t.get("takerOrMaker") == "maker"))
         out.sort(key=lambda f: (f.timestamp, f.fill_id))
         return out
+
+    def _trades(self, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
+        # The first page from the time asked for; the next ones from the trade id after the
+        # last one listed (Binance's `fromId`), which also steps over a millisecond holding
+        # more trades than a page.
+        trades: dict[str, dict[str, Any]] = {}
+        page = _mapped(self.exchange.fetch_my_trades, symbol, since_ms, self.TRADES_PAGE)
+        for _ in range(self.TRADES_PAGES):
+            trades.update((str(t["id"]), t) for t in page)
+            if len(page) < self.TRADES_PAGE:
+                break
+            last = max(int(t["id"]) for t in page)
+            page = _mapped(self.exchange.fetch_my_trades, symbol, None, self.TRADES_PAGE,
+                           {"fromId": str(last + 1)})
+        return list(trades.values())
 
     def _client_id(self, trade: dict[str, Any], info: dict[str, Any]) -> str:
         # Binance's trade list names the exchange order id only: map it back through the

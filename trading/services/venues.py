@@ -213,7 +213,25 @@ def deployment_broker(dep: Deployment) -> BrokerAdapter:
     account = dep.broker_account
     check_deployable(account, symbols=list(dep.symbols),
                      bar_seconds=int((dep.config or {}).get("bar_seconds", 60)))
-    return CcxtBroker(_client(account, signed=True), dep.symbols)
+    return CcxtBroker(_client(account, signed=True), dep.symbols,
+                      order_ids=_order_ids(account))
+
+
+_ORDER_IDS: OrderedDict[int, dict[str, str]] = OrderedDict()
+_MAX_ORDER_IDS = 100_000  # per account: forgotten ids are looked up again, nothing is lost
+
+
+def _order_ids(account: BrokerAccount) -> dict[str, str]:
+    """The account's exchange order id -> client order id map, kept per process like its
+    client, so a trade of a shared account is resolved to its order once, not at every step."""
+    with _CLIENTS_LOCK:
+        ids = _ORDER_IDS.get(account.pk)
+        if ids is None or len(ids) > _MAX_ORDER_IDS:
+            ids = _ORDER_IDS[account.pk] = {}
+        _ORDER_IDS.move_to_end(account.pk)
+        while len(_ORDER_IDS) > _MAX_CLIENTS:
+            _ORDER_IDS.popitem(last=False)
+        return ids
 
 
 def account_is_dedicated(dep: Deployment) -> bool:

@@ -146,6 +146,23 @@ class FakeBinance:
                 self._fill(o, qty, o.price, maker=True)
                 left -= qty
 
+    def foreign_trades(self, symbol: str, count: int, price: float) -> None:
+        """`count` trades of someone else's order on the same account (a shared account),
+        listed in the trade list like the account's own."""
+        with self._lock:
+            self._ids += 1
+            order = FakeOrder(self._ids, f"someone-else-{self._ids}", symbol, "BUY", "LIMIT",
+                              count * 0.001, price, "GTC", time=self._now())
+            self.orders.append(order)
+            for _ in range(count):
+                self._trade_ids += 1
+                self.trades.append({
+                    "symbol": symbol, "id": self._trade_ids, "orderId": order.order_id,
+                    "orderListId": -1, "price": _num(price), "qty": _num(0.001),
+                    "quoteQty": _num(0.001 * price), "commission": "0.00000000",
+                    "commissionAsset": "USDT", "time": self._now(), "isBuyer": True,
+                    "isMaker": True, "isBestMatch": True})
+
     def add_klines(self, symbol: str, rows: list[tuple[int, float, float, float, float, float]],
                    interval_ms: int = 60_000) -> None:
         """Candles (open time ms, o, h, l, c, v) as /api/v3/klines will serve them."""
@@ -294,7 +311,12 @@ class FakeBinance:
         if path == "/api/v3/myTrades":
             sym = p.get("symbol")
             start = int(p.get("startTime", "0"))
-            return 200, [t for t in self.trades if t["symbol"] == sym and t["time"] >= start]
+            from_id = int(p.get("fromId", "0"))
+            if "fromId" in p and "startTime" in p:
+                return self._error(-1128, "fromId cannot be sent with startTime or endTime.")
+            limit = min(int(p.get("limit", "500")), 1000)  # Binance: default 500, at most 1000
+            return 200, [t for t in self.trades if t["symbol"] == sym and t["time"] >= start
+                         and t["id"] >= from_id][:limit]
         return self._error(-1000, f"no route {method} {path}", 404)
 
     SIGNED = ("/api/v3/order", "/api/v3/openOrders", "/api/v3/account", "/api/v3/myTrades")
