@@ -84,6 +84,19 @@ def breach_list(*, organization: Organization, source: str | None = None,
     return qs.order_by("-at", "-id")
 
 
+def utilisation_top(*, organization: Organization, limit: int = 5,
+                    recent: int = 50) -> list[dict[str, Any]]:
+    """The limits most used across the organisation's latest snapshots (one per running
+    deployment), highest fraction first, each with the snapshot's source: the dashboard's
+    bars."""
+    rows = []
+    for snap in UtilisationSnapshot.objects.filter(organization=organization)[:recent]:
+        rows += [dict(r, source=snap.source, source_id=snap.source_id, at=snap.at)
+                 for r in snap.rows if r.get("fraction") is not None]
+    rows.sort(key=lambda r: -r["fraction"])
+    return rows[:limit]
+
+
 def utilisation_latest(*, organization: Organization) -> UtilisationSnapshot | None:
     return (UtilisationSnapshot.objects.filter(organization=organization)
             .order_by("-recorded_at", "-id").first())

@@ -460,12 +460,17 @@ def _halt_of(result: Any, halted_at: int, rejections: Sequence[Any]) -> tuple[st
     return "halted", "trading was halted by the risk rulebook"
 
 
+def utilisation_rows(rulebook: Rulebook, snapshot: PortfolioSnapshot) -> list[dict[str, Any]]:
+    """How much of each limit the portfolio uses, as stored rows."""
+    return [{"rule": u.rule, "subject": u.subject, "current": _finite(u.current),
+             "limit": u.limit, "fraction": _finite(u.fraction), "level": u.level}
+            for u in rulebook.utilisation(snapshot)]
+
+
 def utilisation_record(*, organization: Organization, source: str, source_id: int,
                        rulebook: Rulebook, snapshot: PortfolioSnapshot) -> UtilisationSnapshot:
     """Store how much of each limit a run or deployment uses now (shown on the risk page)."""
-    rows = [{"rule": u.rule, "subject": u.subject, "current": _finite(u.current),
-             "limit": u.limit, "fraction": _finite(u.fraction), "level": u.level}
-            for u in rulebook.utilisation(snapshot)]
+    rows = utilisation_rows(rulebook, snapshot)
     return UtilisationSnapshot.objects.create(
         organization=organization, source=source, source_id=int(source_id),
         at=_to_datetime(snapshot.timestamp), equity=float(snapshot.equity), rows=rows)

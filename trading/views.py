@@ -121,9 +121,23 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     deployments = []
     if caller.has_scope("deployments:read"):
         deployments = running_deployments(organization=org)
+    risk = None
+    if caller.has_scope("risk:read"):
+        from risk import selectors as risk_selectors
+
+        risk = {"switch": risk_selectors.kill_switch_get(organization=org),
+                "usage": [dict(r, percent=round(r["fraction"] * 100, 1),
+                               shown=min(max(r["fraction"], 0.0), 1.0))
+                          for r in risk_selectors.utilisation_top(organization=org)]}
+    reports = []
+    if caller.has_scope("reports:read"):
+        from reporting import selectors as report_selectors
+
+        reports = list(report_selectors.report_list(organization=org, caller=caller)[:5])
     return _page(request, "trading/dashboard.html", caller, {
         "section": "dashboard",
         "active": active, "recent": recent, "audit": audit, "deployments": deployments,
+        "risk": risk, "reports": reports,
         "n_datasets": selectors.dataset_list(organization=org).count(),
         "n_strategies": selectors.strategy_list(organization=org).count(),
     })

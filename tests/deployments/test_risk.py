@@ -72,3 +72,28 @@ def test_an_admin_resumes_a_halted_deployment():
                                  now_ns=T0 + 301 * MINUTE)
     dep.refresh_from_db()
     assert dep.status == "running" and dep.halt_reason == ""
+
+
+def test_each_step_records_how_much_of_its_limits_the_deployment_uses():
+    from risk.models import UtilisationSnapshot
+    from tests.fixtures_accounts import session_client
+
+    org, owner = org_with_owner()
+    dep = paper_deployment(org, owner, seed=3)
+    limit_set_save(organization=org, level="org", ref_id=None,
+                   limits={"max_gross_exposure": 2.0, "max_drawdown": 0.5},
+                   caller=caller_for(user=owner, organization=org))
+    deployments.deployment_advance(deployment_id=dep.pk, until_ns=T0 + 60 * MINUTE)
+    deployments.deployment_advance(deployment_id=dep.pk, until_ns=T0 + 120 * MINUTE)
+
+    (snapshot,) = UtilisationSnapshot.objects.filter(organization=org)  # replaced, not piled up
+    dep.refresh_from_db()
+    assert (snapshot.source, snapshot.source_id) == ("deployment", dep.pk)
+    assert snapshot.at.timestamp() * 10**9 == dep.last_bar_ts
+    assert snapshot.equity == pytest.approx(float(dep.equity))
+    rows = {r["rule"]: r for r in snapshot.rows}
+    assert set(rows) == {"max_gross_exposure", "max_drawdown"}
+    assert rows["max_gross_exposure"]["limit"] == 2.0
+    assert 0 <= rows["max_drawdown"]["fraction"] < 1
+    html = session_client(owner).get(f"/orgs/{org.slug}/risk/").content.decode()
+    assert f"Last recorded for deployment {dep.pk}" in html

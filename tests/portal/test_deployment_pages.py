@@ -553,7 +553,7 @@ def busy_deployments(org, owner):
 
 
 @pytest.mark.parametrize("path, pin", [
-    ("deployments/", 8), ("deployment", 11), ("deployments/accounts/", 7), ("dashboard/", 12),
+    ("deployments/", 8), ("deployment", 11), ("deployments/accounts/", 7), ("dashboard/", 15),
     ("deployments/new/", 12),
 ])
 def test_page_query_count_is_pinned(owner_web, org, busy_deployments, path, pin,
@@ -564,3 +564,27 @@ def test_page_query_count_is_pinned(owner_web, org, busy_deployments, path, pin,
     with django_assert_max_num_queries(pin):
         response = owner_web.get(f"/orgs/{org.slug}/{path}")
     assert response.status_code == 200
+
+
+def test_dashboard_shows_the_most_used_limits_the_kill_switch_and_recent_reports(
+        owner_web, viewer_web, org, owner):
+    from accounts.selectors import caller_for
+    from reporting.models import Report
+    from risk.services import limit_set_save
+
+    dep = paper_deployment(org, owner, seed=3, name="Limited")
+    limit_set_save(organization=org, level="org", limits={"max_drawdown": 0.5},
+                   caller=caller_for(user=owner, organization=org))
+    services.deployment_advance(deployment_id=dep.pk, until_ns=T0 + 60 * MINUTE)
+    Report.objects.create(organization=org, kind="statement", title="Statement January",
+                          requested_by=owner, status="succeeded")
+    html = owner_web.get(f"/orgs/{org.slug}/dashboard/").content.decode()
+    usage = html[html.index('id="dashboard-utilisation"'):]
+    assert "<code>max_drawdown</code>" in usage
+    assert f'href="/orgs/alpha/deployments/{dep.pk}/">deployment #{dep.pk}</a>' in usage
+    assert "armed</span> trading is allowed." in html
+    reports = html[html.index('id="dashboard-reports"'):]
+    assert "Statement January" in reports and "/reports/" in reports
+    # a viewer reads both cards too (risk:read, reports:read), with nothing to act on
+    viewer_html = viewer_web.get(f"/orgs/{org.slug}/dashboard/").content.decode()
+    assert 'id="dashboard-utilisation"' in viewer_html and "Kill switch" in viewer_html

@@ -43,7 +43,7 @@ def _path(org, name: str) -> str:
 
 
 @pytest.mark.parametrize("name, pin", [
-    ("dashboard", 12), ("market data", 9), ("dataset", 10), ("strategies", 8), ("strategy", 8),
+    ("dashboard", 15), ("market data", 9), ("dataset", 10), ("strategies", 8), ("strategy", 8),
     ("simulations", 8), ("simulate form", 12), ("result", 11), ("compare", 8),
 ])
 def test_page_query_count_is_pinned(owner_web, busy_org, name, pin,

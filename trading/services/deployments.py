@@ -30,6 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,7 @@ from accounts.models import Organization, User
 from nexow_site.errors import ApplicationError, Conflict, Forbidden
 from trading.brokers.base import BrokerAdapter, BrokerError, BrokerUnavailable, OrderRejected
 from trading.brokers.paper import PaperBroker
+from trading.engine.hooks import PortfolioSnapshot
 from trading.engine.sizing import Sizing
 from trading.engine.types import BarSet
 from trading.live_engine import (
@@ -702,9 +704,35 @@ def _advance(deployment_id: int, until_ns: int) -> str:
         if halt is not None:
             _halt_locked(dep, rule=halt.data["rule"], reason=halt.data["reason"],
                          at_ns=halt.timestamp)
+        _utilisation_record(dep, rulebook, new_state)
         _event(dep, "deployment.step", last_bar_ts=new_state.last_timestamp,
                equity=new_state.equity, cash=new_state.cash, positions=new_state.positions)
     return f"advanced {bars.n_bars} bar(s)"
+
+
+def _utilisation_record(dep: Deployment, rulebook: Any, state: DeploymentState) -> None:
+    """How much of its limits the deployment uses after this step (the risk page's and the
+    dashboard's bars): one row per deployment, replaced at each step; nothing when no limit
+    applies."""
+    from risk.models import UtilisationSnapshot
+    from risk.services import utilisation_rows
+
+    if state.last_timestamp is None:
+        return
+    close = _last_close(dep, state)
+    snapshot = PortfolioSnapshot(
+        timestamp=state.last_timestamp, cash=state.cash, equity=state.equity,
+        positions={s: p for s, p in state.positions.items() if p != 0.0},
+        prices={sym: float(close[j]) for j, sym in enumerate(dep.symbols)},
+        day_start_equity=state.day_start_equity, peak_equity=state.peak_equity)
+    rows = utilisation_rows(rulebook, snapshot)
+    if not rows:
+        return
+    at = datetime.fromtimestamp(state.last_timestamp / NS, tz=UTC)
+    UtilisationSnapshot.objects.update_or_create(
+        organization_id=dep.organization_id, source="deployment", source_id=dep.pk,
+        defaults={"at": at, "equity": float(state.equity), "rows": rows,
+                  "recorded_at": timezone.now()})
 
 
 def running_deployment_ids() -> list[int]:

@@ -203,7 +203,8 @@
       showlegend: true, legend: {orientation: "h", y: -0.12},
       xaxis: {gridcolor: grid, zerolinecolor: grid, anchor: "y2"},
       yaxis: {domain: [0.36, 1], gridcolor: grid, title: {text: "Price"}},
-      yaxis2: {domain: [0, 0.28], gridcolor: grid, title: {text: "Equity"}}
+      yaxis2: window.nexow.moneyAxis(d.equity.y, {domain: [0, 0.28], gridcolor: grid,
+                                                  title: {text: "Equity"}})
     };
     window.Plotly.react(this.chartEl, traces, layout,
                         {responsive: true, displaylogo: false, displayModeBar: false});

@@ -26,7 +26,8 @@
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: {color: cssVar("--ink"), family: "system-ui, sans-serif", size: 12},
       margin: {l: 64, r: 16, t: 16, b: 40}, xaxis: axis,
-      yaxis: Object.assign({title: {text: "Equity"}}, axis),
+      yaxis: window.nexow.moneyAxis(d.backtest.y.concat(d.live.y),
+                                    Object.assign({title: {text: "Equity"}}, axis)),
       showlegend: true, legend: {orientation: "h", y: -0.2}, hovermode: "x unified"
     };
     window.Plotly.react(el, data, layout,

@@ -325,5 +325,21 @@
   });
     /* Swapped fragments (results panel, trades pages) may bring charts and live rows. */
   document.addEventListener("htmx:afterSettle", function () { init(document); });
-  window.nexow = {setTheme: setTheme, currentTheme: currentTheme};
+  /* A y axis for money: thousands separators instead of SI suffixes ("100.001k"), room for
+     the labels, and, for a flat series, a range of 1 % either side (Plotly would otherwise
+     zoom into rounding noise and print the same amount on every tick). */
+  function moneyAxis(values, extra) {
+    var axis = Object.assign({automargin: true}, extra || {});
+    var finite = (values || []).filter(function (v) { return v !== null && isFinite(v); });
+    if (!finite.length) { return axis; }
+    var lo = Math.min.apply(null, finite), hi = Math.max.apply(null, finite);
+    axis.tickformat = Math.max(Math.abs(lo), Math.abs(hi)) >= 1000 ? ",.0f" : ",.2f";
+    if (hi - lo <= Math.abs(hi) * 1e-6) {
+      var pad = Math.max(Math.abs(hi) * 0.01, 1);
+      axis.range = [lo - pad, hi + pad];
+    }
+    return axis;
+  }
+
+  window.nexow = {setTheme: setTheme, currentTheme: currentTheme, moneyAxis: moneyAxis};
 })();
