@@ -103,9 +103,13 @@ def audit_record(
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     name = chain_name(organization)
-    with transaction.atomic():
-        head, _ = AuditChain.objects.get_or_create(name=name)
-        head = AuditChain.objects.select_for_update().get(pk=head.pk)
+    # No savepoint of its own: the entry and the caller's change must fail together anyway,
+    # and a savepoint costs two round trips on every state change.
+    with transaction.atomic(savepoint=False):
+        head = AuditChain.objects.select_for_update().filter(name=name).first()
+        if head is None:  # the chain's first entry
+            head, _ = AuditChain.objects.get_or_create(name=name)
+            head = AuditChain.objects.select_for_update().get(pk=head.pk)
         user_agent = request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""
         fields: dict[str, Any] = {
             "chain": name,

@@ -9,6 +9,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexow_site.settings")
+# The web server pools its PostgreSQL connections (see the settings): under ASGI each request
+# runs in a new thread, where a persistent connection would be opened for every request.
+os.environ.setdefault("NEXOW_DB_POOL", "1")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -190,8 +190,20 @@ _db = DATABASES["default"]
 if _db["ENGINE"].endswith("postgresql"):
     # A database outage must turn into a quick 503, never a hung request.
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
-    _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-    _db["CONN_HEALTH_CHECKS"] = True
+    if env.bool("NEXOW_DB_POOL", default=False):
+        # The ASGI server runs each request's synchronous code in a thread of its own, so a
+        # persistent connection is never reused there: every request would open one (≈ 4 ms).
+        # The web process pools them instead (asgi.py turns this on for itself); each checkout
+        # is checked, and waiting more than 3 s for one is an outage (503), not a hang.
+        _db["OPTIONS"]["pool"] = {"min_size": 1,
+                                  "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+                                  "timeout": 3}
+        _db["CONN_MAX_AGE"] = 0
+        _db["CONN_HEALTH_CHECKS"] = True  # Django then checks each connection on checkout
+    else:
+        # Worker and beat processes keep one connection per thread for a while.
+        _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+        _db["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, Celery, Channels ------------------------------------------------------------------

@@ -107,3 +107,29 @@ def test_websocket_refuses_non_members_and_unauthenticated_clients(tmp_path):
         with pytest.raises(InvalidStatus) as refused:
             asyncio.run(attempt(None, "http://evil.example"))
         assert refused.value.response.status_code == 403
+
+
+def test_broadcast_queues_events_and_each_group_receives_them_in_order():
+    """On Redis, `broadcast` queues the event for the process's sender (the caller does not
+    wait for Redis); a group's subscriber still receives every event in broadcast order."""
+    from channels.layers import get_channel_layer
+
+    from nexow_site.realtime import _Sender, broadcast
+
+    layer = get_channel_layer()
+    group = f"org.ordering-{uuid.uuid4().hex[:8]}"
+
+    async def subscribe() -> str:
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        return channel
+
+    channel = asyncio.run(subscribe())
+    for seq in range(1, 201):
+        assert broadcast([group], {"type": "test.event", "seq": seq}) is True
+    assert _Sender.get(layer).flush(timeout=10)
+
+    async def receive_all() -> list[int]:
+        return [(await layer.receive(channel))["event"]["seq"] for _ in range(200)]
+
+    assert asyncio.run(receive_all()) == list(range(1, 201))

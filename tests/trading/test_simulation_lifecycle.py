@@ -144,3 +144,25 @@ def test_which_runs_stream_progress(kind, size, expected):
 
     load_all()
     assert simulations.reports_progress(create_strategy(kind), size) is expected
+
+
+def test_one_heartbeat_thread_beats_every_running_run_until_it_leaves(monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(simulations, "HEARTBEAT_INTERVAL", 0.05)
+    beats = {"a": 0, "b": 0}
+    with simulations.Heartbeat("a", lambda: beats.__setitem__("a", beats["a"] + 1)):
+        threads = threading.active_count()
+        with simulations.Heartbeat("b", lambda: beats.__setitem__("b", beats["b"] + 1)):
+            assert threading.active_count() == threads  # no thread per run
+            time.sleep(0.4)
+        time.sleep(0.01)  # a beat already under way when it left may still land
+        after_b = beats["b"]
+        time.sleep(0.2)
+    assert beats["b"] == after_b >= 3  # beat while registered, never after leaving
+    assert beats["a"] >= 5
+    time.sleep(0.01)
+    after_a = beats["a"]
+    time.sleep(0.2)
+    assert beats["a"] == after_a

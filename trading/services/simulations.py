@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 import uuid
@@ -385,38 +386,60 @@ class _Progress:
 
 
 class Heartbeat:
-    """Calls `beat` every `HEARTBEAT_INTERVAL` seconds from a thread while the engine computes
-    (loading data, computing signals, between progress points), so the sweeper only sees stale
-    runs whose worker died. The thread touches the database only when it beats, so a run shorter
-    than the interval costs no query."""
+    """Calls `beat` every `HEARTBEAT_INTERVAL` seconds while a run computes (loading data,
+    computing signals, between progress points), so the sweeper only sees stale runs whose
+    worker died.
+
+    One daemon thread per process beats every run registered with it: entering and leaving
+    cost a dictionary update, not a thread's start and join (a run of a few milliseconds pays
+    nothing), and the thread touches the database only when a beat is due, on its own
+    connection."""
+
+    _lock = threading.Condition()
+    _due: dict[int, tuple[Heartbeat, float]] = {}  # id -> (heartbeat, monotonic time due)
+    _thread: threading.Thread | None = None
+    _pid: int | None = None
 
     def __init__(self, name: str, beat: Callable[[], object]) -> None:
         self.name, self.beat = name, beat
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{name}", daemon=True)
-
-    def _run(self) -> None:
-        beaten = False
-        try:
-            while not self.stop.wait(HEARTBEAT_INTERVAL):
-                beaten = True
-                try:
-                    self.beat()
-                except Exception:  # noqa: BLE001 - one missed beat is tolerated (the sweeper
-                    # has margin); the next one is tried on a fresh connection
-                    logger.warning("heartbeat of %s failed", self.name, exc_info=True)
-                    connection.close()
-        finally:
-            if beaten:
-                connection.close()
 
     def __enter__(self) -> Heartbeat:
-        self.thread.start()
+        cls = type(self)
+        with cls._lock:
+            cls._due[id(self)] = (self, time.monotonic() + HEARTBEAT_INTERVAL)
+            # (Re)started after a fork: a prefork worker's child inherits no running thread.
+            if cls._thread is None or cls._pid != os.getpid() or not cls._thread.is_alive():
+                cls._pid = os.getpid()
+                cls._thread = threading.Thread(target=cls._run, name="nexow-heartbeat",
+                                               daemon=True)
+                cls._thread.start()
+            cls._lock.notify()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=HEARTBEAT_INTERVAL + 5)
+        with type(self)._lock:
+            type(self)._due.pop(id(self), None)
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            with cls._lock:
+                now = time.monotonic()
+                due = [hb for hb, at in cls._due.values() if at <= now]
+                for hb in due:
+                    cls._due[id(hb)] = (hb, now + HEARTBEAT_INTERVAL)
+                if not due:
+                    nearest = min((at for _, at in cls._due.values()),
+                                  default=now + HEARTBEAT_INTERVAL)
+                    cls._lock.wait(timeout=max(0.01, min(nearest - now, 1.0)))
+                    continue
+            for hb in due:
+                try:
+                    hb.beat()
+                except Exception:  # noqa: BLE001 - one missed beat is tolerated (the sweeper
+                    # has margin); the next one is tried on a fresh connection
+                    logger.warning("heartbeat of %s failed", hb.name, exc_info=True)
+                    connection.close()
 
 
 def _sim_heartbeat(simulation_id: int, token: str) -> Heartbeat:
