@@ -10,12 +10,15 @@ pages move from the first minute.
 
 from __future__ import annotations
 
+import time
+
 from django.db import transaction
 
 from accounts.models import Organization, User
 from trading.models import BrokerAccount, Dataset, Deployment, Simulation, Strategy
 from trading.services.deployments import (
     broker_account_create,
+    deployment_advance,
     deployment_create,
     deployment_start,
 )
@@ -40,7 +43,11 @@ DEMO_DEPLOYMENT = "SMA 10/50 on BTC/USD (paper)"
 DEMO_DEPLOYMENT_STRATEGY = "SMA 10/50 crossover"
 # One-minute bars of a walk around the demo dataset's price; lookback covers the slow average.
 DEMO_DEPLOYMENT_CONFIG = {"cash": 100_000.0, "bar_seconds": 60, "lookback": 200,
-                          "warm_bars": 120, "s0": 40_000.0, "volatility": 0.0015}
+                          "warm_bars": 120, "s0": 40_000.0, "volatility": 0.0015, "seed": 7}
+# The demo deployment starts this many bars in the past and catches up at once, a few bars a
+# step, so a newcomer finds it with trades, an equity curve and P&L rather than freshly started.
+DEMO_HISTORY_BARS = 360
+DEMO_BARS_PER_STEP = 10
 
 DEMO_STRATEGIES = (
     ("SMA 10/50 crossover", "sma_cross", {"fast": 10, "slow": 50}, "", "Demo BTCUSD 1m"),
@@ -110,4 +117,14 @@ def seed_deployment(*, organization: Organization, actor: User) -> Deployment | 
                                        strategy_version=version, broker_account=account,
                                        symbols=["BTC/USD"], name=DEMO_DEPLOYMENT,
                                        config=dict(DEMO_DEPLOYMENT_CONFIG))
-        return deployment_start(deployment=deployment, actor=actor)
+        now_ns = time.time_ns()
+        step_ns = DEMO_DEPLOYMENT_CONFIG["bar_seconds"] * 10**9
+        deployment = deployment_start(deployment=deployment, actor=actor,
+                                      now_ns=now_ns - DEMO_HISTORY_BARS * step_ns)
+    # Its past hours, as the beat would have stepped them (each step its own transaction).
+    for k in range(DEMO_BARS_PER_STEP, DEMO_HISTORY_BARS + DEMO_BARS_PER_STEP,
+                   DEMO_BARS_PER_STEP):
+        deployment_advance(deployment_id=deployment.pk,
+                           until_ns=min(now_ns, deployment.feed_anchor_ns + k * step_ns))
+    deployment.refresh_from_db()
+    return deployment

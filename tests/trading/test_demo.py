@@ -5,8 +5,21 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import AuditEvent, Organization, User
-from trading.demo import DEMO_DEPLOYMENT_CONFIG, seed_trading
-from trading.models import BrokerAccount, Dataset, Deployment, Simulation, Strategy
+from trading.demo import (
+    DEMO_BARS_PER_STEP,
+    DEMO_DEPLOYMENT_CONFIG,
+    DEMO_HISTORY_BARS,
+    seed_trading,
+)
+from trading.models import (
+    BrokerAccount,
+    Dataset,
+    Deployment,
+    DeploymentEvent,
+    LiveFill,
+    Simulation,
+    Strategy,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +50,15 @@ def test_seed_demo_starts_a_paper_deployment_of_the_sma_strategy(settings, tmp_p
     assert dep.strategy_version.strategy.name == "SMA 10/50 crossover"
     assert dep.strategy_version.params == {"fast": 10, "slow": 50}
     assert dep.symbols == ["BTC/USD"] and dep.config == DEMO_DEPLOYMENT_CONFIG
-    # Started through the services: running, warmed up on its history, its start audited.
-    assert dep.status == "running" and dep.equity == 100_000
-    assert dep.last_bar_ts is not None and dep.state
+    # Started through the services hours ago and caught up, a few bars a step: a newcomer finds
+    # it trading, with fills, an equity curve and P&L; its start audited.
+    assert dep.status == "running" and dep.state
+    bar_ns = DEMO_DEPLOYMENT_CONFIG["bar_seconds"] * 10**9
+    assert (dep.last_bar_ts - dep.feed_anchor_ns) // bar_ns >= DEMO_HISTORY_BARS - 2
+    assert LiveFill.objects.filter(deployment=dep).count() >= 2
+    assert dep.equity != 100_000
+    steps = DeploymentEvent.objects.filter(deployment=dep, type="deployment.step").count()
+    assert steps >= DEMO_HISTORY_BARS // DEMO_BARS_PER_STEP - 1  # points of its equity curve
     assert list(AuditEvent.objects.filter(organization=org, action__startswith="deployment.")
                 .values_list("action", flat=True).order_by("sequence")) == [
         "deployment.created", "deployment.started"]
