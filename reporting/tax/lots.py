@@ -30,7 +30,7 @@ import heapq
 from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from reporting.tax.model import (
@@ -64,7 +64,6 @@ class LotResult:
     disposals: list[Disposal]
     open_lots: list[OpenLot]
     as_of: dt.date | None
-    lots: dict[str, Lot] = field(repr=False)
 
 
 class _Pool:
@@ -112,7 +111,7 @@ def _take(lot: Lot, need: Decimal, out: list[Piece]) -> Decimal:
         if tranche.quantity > 0:
             need = _consume(lot, tranche, need, out)
         if tranche.quantity <= 0:
-            used.popleft()  # type: ignore[union-attr]
+            del used[0]  # type: ignore[union-attr]
     if need > 0 and lot.free.quantity > 0:
         need = _consume(lot, lot.free, need, out)
     return need
@@ -160,7 +159,7 @@ class _Engine:
             raise TaxConfigError(f"unknown lot method {method!r}; expected {', '.join(METHODS)}")
         self.method = method
         self.errors: list[RowError] = []
-        self.lots: dict[str, Lot] = {}
+        self._by_id: dict[str, Lot] | None = None  # built when a sell first names a lot
         by_symbol: dict[str, list[Lot]] = defaultdict(list)
         # The lot of each trade in processing order (None for a sell), so the main loop needs
         # no look-up by id.
@@ -171,7 +170,6 @@ class _Engine:
                 lots = by_symbol[trade.symbol]
                 lot = Lot(trade, len(lots))
                 lots.append(lot)
-                self.lots[trade.id] = lot
                 order(lot)
             else:
                 order(None)
@@ -220,8 +218,11 @@ class _Engine:
             self.stacks[symbol].append(lot)
         elif method == "hifo":
             if lot.used:
-                for tranche in lot.tranches():
-                    self._push_tranche(symbol, tranche)
+                for tranche in lot.used:
+                    if tranche.quantity > 0:
+                        self._push_tranche(symbol, tranche)
+                if lot.free.quantity > 0:
+                    self._push_tranche(symbol, lot.free)
             else:  # no wash sale reached the lot before it was bought: one tranche
                 free = lot.free
                 self._tie += 1
@@ -244,7 +245,11 @@ class _Engine:
                 self.errors.append(RowError(trade.line, "lot", "a sell cannot name a lot under "
                                             "average cost"))
                 return None
-            lot = self.lots[trade.lot]
+            by_id = self._by_id
+            if by_id is None:
+                by_id = self._by_id = {lot.id: lot for lots in self.by_symbol.values()
+                                       for lot in lots}
+            lot = by_id[trade.lot]
             if lot.remaining < need:
                 self.errors.append(RowError(trade.line, "quantity", f"selling {need} from lot "
                                             f"{lot.id!r} which holds only {lot.remaining}"))
@@ -429,4 +434,4 @@ def match_lots(trades: Sequence[Trade], *, method: str = "fifo", wash_sales: boo
             raise TaxInputError(engine.errors)
         if open_lots is None:
             open_lots = engine.open_lots()
-    return LotResult(method, disposals, open_lots, as_of, engine.lots)
+    return LotResult(method, disposals, open_lots, as_of)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,25 +168,18 @@ def is_long_term(acquired: dt.date, sold: dt.date) -> bool:
 # engine mutates them in place.
 
 
-class WashIn:
-    """Audit of a disallowed loss added to a replacement tranche's basis."""
+class WashMove:
+    """Audit of one disallowed loss moved by a wash sale: from a sold piece (``sale_id``,
+    ``from_lot``) to replacement units of ``to_lot``, whose holding period now starts on
+    ``acquired``. The sold piece lists it in ``wash_out``, the replacement tranche in
+    ``wash_in``: one object, seen from both ends."""
 
-    __slots__ = ("sale_id", "from_lot", "quantity", "amount")
+    __slots__ = ("sale_id", "from_lot", "to_lot", "quantity", "amount", "acquired")
 
-    def __init__(self, sale_id: str, from_lot: str, quantity: Decimal, amount: Decimal) -> None:
+    def __init__(self, sale_id: str, from_lot: str, to_lot: str, quantity: Decimal,
+                 amount: Decimal, acquired: dt.date) -> None:
         self.sale_id = sale_id
         self.from_lot = from_lot
-        self.quantity = quantity
-        self.amount = amount
-
-
-class WashOut:
-    """Audit of a disallowed loss moved from a sold piece to a replacement lot."""
-
-    __slots__ = ("to_lot", "quantity", "amount", "acquired")
-
-    def __init__(self, to_lot: str, quantity: Decimal, amount: Decimal,
-                 acquired: dt.date) -> None:
         self.to_lot = to_lot
         self.quantity = quantity
         self.amount = amount
@@ -213,7 +205,7 @@ class Tranche:
         self.acquired = acquired
         self.replacement = False  # has already absorbed a wash-sale loss (one loss per unit)
         self.wash_basis = ZERO
-        self.wash_in: list[WashIn] | None = None
+        self.wash_in: list[WashMove] | None = None
         self.version = 0  # bumped when the per-unit basis changes (HIFO heap entries go stale)
 
 
@@ -223,25 +215,22 @@ class Lot:
     Units never touched by a wash sale all share the buy's unit cost and date, so they are one
     ``free`` tranche; every wash sale that reaches the lot carves its units out of ``free`` into
     a new tranche appended to ``used``. Units are sold from ``used`` first (oldest carve-out
-    first), then from ``free``. Emptied tranches stay in ``used`` until they reach its front.
+    first), then from ``free``. Emptied tranches stay in ``used`` until they reach its front;
+    an emptied ``free`` stays empty (free units are never added back).
     """
 
-    __slots__ = ("id", "symbol", "asset_class", "trade_date", "line", "quantity", "cost",
-                 "used", "free", "remaining", "available", "in_book", "index", "consumed_basis",
-                 "reported_basis")
+    __slots__ = ("id", "symbol", "asset_class", "trade_date", "used", "free", "remaining",
+                 "available", "in_book", "index", "consumed_basis", "reported_basis")
 
     def __init__(self, trade: Trade, index: int) -> None:
         self.id = trade.id
         self.symbol = trade.symbol
         self.asset_class = trade.asset_class
         when = trade.date
-        self.trade_date = when.date() if isinstance(when, dt.datetime) else when
-        self.line = trade.line
-        self.quantity = trade.quantity
-        self.cost = trade.quantity * trade.price + trade.fee
+        day = self.trade_date = when.date() if isinstance(when, dt.datetime) else when
         # Most lots are never reached by a wash sale: share one empty tuple until one is.
-        self.used: deque[Tranche] | tuple[()] = ()
-        self.free = Tranche(self, trade.quantity, self.cost, self.trade_date)
+        self.used: list[Tranche] | tuple[()] = ()
+        self.free = Tranche(self, trade.quantity, trade.quantity * trade.price + trade.fee, day)
         self.remaining = trade.quantity
         # Units that can still serve as a wash-sale replacement (free units not yet claimed).
         self.available = trade.quantity
@@ -275,8 +264,8 @@ class Piece:
         self.proceeds = ZERO
         self.disallowed = ZERO
         self.washed_quantity = ZERO
-        self.wash_out: list[WashOut] | None = None
-        self.wash_from: list[WashIn] | None = None  # wash additions the sold tranche received
+        self.wash_out: list[WashMove] | None = None
+        self.wash_from: list[WashMove] | None = None  # wash additions the sold tranche received
         self.long_term = False
         self.proceeds_cents = ZERO
         self.basis_cents = ZERO

@@ -29,7 +29,7 @@ from reporting.tax.model import (
     Piece,
     TaxConfigError,
     Trade,
-    WashOut,
+    WashMove,
     quantity_str,
 )
 
@@ -58,7 +58,7 @@ class LotLine:
     wash_basis: Decimal
     wash_from: list[str]
     disallowed_loss: Decimal
-    wash_to: list[WashOut]
+    wash_to: list[WashMove]
 
 
 @dataclass

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from reporting.tax.model import ZERO, Lot, Piece, Tranche, WashIn, WashOut
+from reporting.tax.model import ZERO, Lot, Piece, Tranche, WashMove
 
 WINDOW_DAYS = 30
 
@@ -120,8 +119,7 @@ class WashTracker:
             if len(takes) == 1:  # the common case: one replacement lot takes the whole amount
                 lot, units = takes[0]
                 acquired = fromordinal(dates[lot.index] - held_days)
-                mark(lot, units, disallowed, acquired, sale_id, from_lot)
-                piece.wash_out = [WashOut(lot.id, units, disallowed, acquired)]
+                piece.wash_out = [mark(lot, units, disallowed, acquired, sale_id, from_lot)]
                 continue
             wash_out = piece.wash_out = []
             left = disallowed
@@ -130,34 +128,31 @@ class WashTracker:
                 amount = left if n == last_take else disallowed * units / washed
                 left -= amount
                 acquired = fromordinal(dates[lot.index] - held_days)
-                mark(lot, units, amount, acquired, sale_id, from_lot)
-                wash_out.append(WashOut(lot.id, units, amount, acquired))
+                wash_out.append(mark(lot, units, amount, acquired, sale_id, from_lot))
 
     def _mark(self, lot: Lot, units: Decimal, amount: Decimal, acquired: dt.date, sale_id: str,
-              from_lot: str) -> None:
+              from_lot: str) -> WashMove:
         """Carve ``units`` free units of ``lot`` into a replacement tranche carrying ``amount``.
 
         Replacement units of one lot that end up with the same holding-period start (typically
         several fills of one day sold at a loss together) join one tranche: they are the same
         purchase with the same holding period, so nothing distinguishes them for identification;
         their disallowed losses pool. This keeps wash-sale chains from splitting lots into ever
-        smaller tranches.
+        smaller tranches. Returns the move, for the sold piece's audit.
         """
         free = lot.free
         used = lot.used
         if not used:
-            used = lot.used = deque()
+            used = lot.used = []
         if units < free.quantity:
             basis = free.basis * units / free.quantity
             free.basis -= basis
             free.quantity -= units
         else:
             basis = free.basis
-            # The old free tranche is emptied, not just replaced: a HIFO heap entry may still
-            # point at it and must see it as spent.
+            # Emptied for good (a HIFO heap entry still pointing at it sees it as spent).
             free.quantity = ZERO
             free.basis = ZERO
-            lot.free = Tranche(lot, ZERO, ZERO, lot.trade_date)  # no free units left
         target = used[-1] if used else None
         if target is not None and target.acquired == acquired and target.quantity > 0:
             target.quantity += units
@@ -169,6 +164,8 @@ class WashTracker:
             used.append(target)
         target.wash_basis += amount
         target.version += 1
-        target.wash_in.append(WashIn(sale_id, from_lot, units, amount))  # type: ignore[union-attr]
+        move = WashMove(sale_id, from_lot, lot.id, units, amount, acquired)
+        target.wash_in.append(move)  # type: ignore[union-attr]
         if lot.in_book and self._on_basis_change is not None:
             self._on_basis_change(lot, target, amount, None)
+        return move
