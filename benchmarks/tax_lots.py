@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import random
 import sys
 import time
@@ -133,6 +134,10 @@ def main() -> int:
               f"{len(result.disposals):,} sales, "
               f"{pieces:,} pieces, {washed:,} wash-sale pieces, "
               f"{len(result.open_lots):,} open tranches")
+        # Each method is measured on its own: the previous result is dropped first, or the next
+        # run pages in fresh memory beside millions of live objects (measured: +40–70%).
+        del result
+        gc.collect()
     return 0
 
 

@@ -314,7 +314,9 @@ class _Engine:
 
         quantity = trade.quantity
         proceeds = quantity * trade.price - trade.fee
-        sale_date = trade.trade_date
+        sale_date = trade.date
+        if isinstance(sale_date, dt.datetime):  # its trade date, as Trade.trade_date
+            sale_date = sale_date.date()
         if len(pieces) == 1:  # the common case: one lot, no split of the proceeds
             piece = pieces[0]
             piece.proceeds = proceeds

@@ -261,15 +261,14 @@ class Piece:
         self.acquired = acquired
         self.basis = basis
         self.wash_basis = wash_basis
-        self.proceeds = ZERO
         self.disallowed = ZERO
         self.washed_quantity = ZERO
         self.wash_out: list[WashMove] | None = None
         self.wash_from: list[WashMove] | None = None  # wash additions the sold tranche received
-        self.long_term = False
-        self.proceeds_cents = ZERO
-        self.basis_cents = ZERO
         self.disallowed_cents = ZERO
+        # ``proceeds``, ``proceeds_cents``, ``basis_cents`` (all Decimal) and ``long_term``
+        # are set by the matcher as soon as the sale's pieces are all known, before anything
+        # reads them.
 
 
 class Disposal:

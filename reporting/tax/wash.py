@@ -50,13 +50,6 @@ class _SymbolIndex:
         # means none. Exhausted lots are linked past lazily (path halving).
         self.next_free = list(range(len(lots) + 1))
 
-    def find(self, i: int) -> int:
-        parent = self.next_free
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
 
 class WashTracker:
     """Applies the wash-sale rule to each sale's loss pieces, in sale order."""
@@ -80,7 +73,7 @@ class WashTracker:
         last = sale_ord + WINDOW_DAYS
         touched = ({pieces[0].lot.index} if len(pieces) == 1
                    else {piece.lot.index for piece in pieces})
-        j = index.find(bisect_left(dates, sale_ord - WINDOW_DAYS))
+        j = bisect_left(dates, sale_ord - WINDOW_DAYS)  # the loop below skips exhausted lots
         mark = self._mark
         fromordinal = dt.date.fromordinal
         for piece in pieces:
