@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import socket
 
 import pytest
@@ -39,6 +40,11 @@ def _free_port() -> int:
 
 @pytest.fixture
 def smtp(settings):
+    # aiosmtpd logs every connection at INFO from its own thread, sometimes after the test's
+    # output capture has closed (a "Logging error" in the run's output); only its warnings matter.
+    mail_log = logging.getLogger("mail.log")
+    level = mail_log.level
+    mail_log.setLevel(logging.WARNING)
     handler = Collector()
     port = _free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
@@ -52,6 +58,7 @@ def smtp(settings):
         yield handler
     finally:
         controller.stop()
+        mail_log.setLevel(level)
 
 
 @pytest.fixture
