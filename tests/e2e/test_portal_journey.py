@@ -364,3 +364,68 @@ def test_a_dropped_live_event_is_recovered_from_the_rest_event_log(server, brows
     # Every event was applied exactly once and in order, the dropped ones included.
     assert applied == list(range(applied[0], applied[-1] + 1)), applied
     assert set(dropped) <= set(applied)
+
+
+SEED_TRADER = r"""
+from allauth.account.models import EmailAddress
+from accounts import services
+from accounts.models import User
+from trading.services import strategies
+from trading.services.deployments import (broker_account_create, deployment_create,
+                                          deployment_start)
+
+user = User.objects.create_user(email="trader@e2e.example", password=PASSWORD)
+EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+org = services.organization_create(name="Tick Fund", slug="ticks", actor=user)
+sma = strategies.strategy_create(organization=org, actor=user, name="sma", kind="sma_cross")
+version = strategies.version_create(strategy=sma, actor=user, params={"fast": 3, "slow": 8})
+account = broker_account_create(organization=org, actor=user, name="paper", kind="paper",
+                                mode="paper")
+deployment = deployment_create(organization=org, actor=user, strategy_version=version,
+                               broker_account=account, symbols=["BTC/USD"], name="fast bars",
+                               config={"bar_seconds": 1, "warm_bars": 20, "lookback": 20})
+deployment_start(deployment=deployment, actor=user)
+print("NEXOW_IDS=" + str(deployment.pk))
+"""
+
+
+def test_deployment_rows_and_page_follow_the_live_stream(server, browser_context):
+    """A running paper deployment on one-second bars, stepped by the server's beat: its row in
+    the list and its own page show each new bar without reloading, over one WebSocket."""
+    base = server["base"]
+    output = subprocess.run(
+        [PY, "manage.py", "shell", "-c", SEED_TRADER.replace("PASSWORD", repr(PASSWORD))],
+        cwd=ROOT, env=server["env"], check=True, capture_output=True, text=True).stdout
+    deployment_id = next(line for line in output.splitlines()
+                         if line.startswith("NEXOW_IDS="))[10:]
+    browser_context.clear_cookies()
+    page = browser_context.new_page()
+    # Runs before the page's own scripts: counts the sockets each page opens.
+    page.add_init_script("""
+        window.__sockets = 0;
+        const Native = window.WebSocket;
+        window.WebSocket = function (url, protocols) {
+            window.__sockets += 1;
+            return new Native(url, protocols);
+        };
+        window.WebSocket.OPEN = Native.OPEN;
+    """)
+    page.goto(base + "/accounts/login/")
+    page.fill("input[name=login]", "trader@e2e.example")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(re.compile(r"/orgs/ticks/"))
+
+    pages = {"/orgs/ticks/deployments/":
+             f'[data-deployment-row][data-deployment="{deployment_id}"] [data-field="last-bar"]',
+             f"/orgs/ticks/deployments/{deployment_id}/":
+             '[data-deployment-page] [data-field="last-bar"]'}
+    for path, last_bar in pages.items():
+        page.goto(base + path)
+        page.evaluate("window.__loaded = true")  # gone if the page reloads
+        before = page.inner_text(last_bar)
+        page.wait_for_function("([sel, text]) => document.querySelector(sel).innerText !== text",
+                               arg=[last_bar, before], timeout=30_000)
+        assert re.match(r"\d{4}-\d\d-\d\d", page.inner_text(last_bar))
+        assert page.evaluate("window.__loaded") is True
+        assert page.evaluate("window.__sockets") == 1  # one socket for the whole page

@@ -210,74 +210,31 @@
   var FINAL = {"analysis.completed": "succeeded", "analysis.failed": "failed"};
   var FINISHED = {succeeded: true, failed: true, cancelled: true};
 
-  function Live(org) {
-    this.org = org;
-    this.streams = {};      /* analysis id -> last applied seq */
-    this.socket = null;
-    this.delay = 1000;
-    this.fetching = {};
-  }
-
-  Live.prototype.watch = function (id, seq) {
-    if (this.streams[id] === undefined || seq > this.streams[id]) { this.streams[id] = seq; }
-    if (!this.socket) { this.connect(); }
-  };
-
-  Live.prototype.connect = function () {
-    var self = this;
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    /* Analysis events go to the whole organisation group: no subscription needed. */
-    var socket = new WebSocket(scheme + window.location.host + "/ws/v1/orgs/" + this.org + "/");
-    this.socket = socket;
-    socket.addEventListener("open", function () {
-      self.delay = 1000;
-      Object.keys(self.streams).forEach(function (id) { self.catchUp(id); });
-    });
-    socket.addEventListener("message", function (msg) {
-      var event;
-      try { event = JSON.parse(msg.data); } catch (e) { return; }
-      if (event.analysis === undefined || event.seq === undefined) { return; }
-      self.receive(String(event.analysis), event);
-    });
-    socket.addEventListener("close", function (closed) {
-      self.socket = null;
-      if (closed.code === 4401 || closed.code === 4404) { return; }
-      if (!Object.keys(self.streams).length) { return; }
-      window.setTimeout(function () { self.connect(); }, self.delay);
-      self.delay = Math.min(self.delay * 2, 30000);
-    });
-  };
-
-  Live.prototype.receive = function (id, event) {
-    var last = this.streams[id];
-    if (last === undefined || event.seq <= last) { return; }   /* not shown here, or seen */
-    if (event.seq > last + 1) { this.catchUp(id); return; }     /* a gap: ask REST */
-    this.streams[id] = event.seq;
+  /* Events of analyses reach the organisation's group (nothing to subscribe to). Their seq
+     counts finished children (+1 for the final event), so a gap or a reconnection is caught up
+     from the analysis row itself: the socket is a notification path, the row is the truth. */
+  function receive(stream, id, event) {
     apply(id, {done: event.done, failed: event.failed, total: event.total,
                status: FINAL[event.type] || (event.type === "analysis.progress" ? "running" : null)});
-    if (FINAL[event.type]) { delete this.streams[id]; }
-  };
+    if (FINAL[event.type]) { stream.forget("analysis", id); }
+  }
 
-  /* The socket is a notification path: the analysis row itself is the truth. */
-  Live.prototype.catchUp = function (id) {
-    var self = this;
-    if (this.fetching[id]) { return; }
-    this.fetching[id] = true;
-    window.fetch("/api/v1/orgs/" + this.org + "/analyses/" + id + "/",
-                 {credentials: "same-origin", headers: {Accept: "application/json"}})
+  function catchUp(stream, id) {
+    return window.fetch("/api/v1/orgs/" + stream.org + "/analyses/" + id + "/",
+                        {credentials: "same-origin", headers: {Accept: "application/json"}})
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (a) {
-        if (!a || self.streams[id] === undefined) { return; }
+        var last = stream.seq("analysis", id);
+        if (!a || last === undefined) { return false; }
         var seq = a.n_done + a.n_failed + (FINISHED[a.status] ? 1 : 0);
-        if (seq > self.streams[id]) {
-          self.streams[id] = seq;
+        if (seq > last) {
+          stream.advance("analysis", id, seq);
           apply(id, {done: a.n_done, failed: a.n_failed, total: a.n_children, status: a.status});
-          if (FINISHED[a.status]) { delete self.streams[id]; }
+          if (FINISHED[a.status]) { stream.forget("analysis", id); }
         }
-      })
-      .catch(function () { /* the next event or reconnection tries again */ })
-      .then(function () { self.fetching[id] = false; });
-  };
+        return false;
+      });
+  }
 
   function apply(id, state) {
     document.querySelectorAll('[data-analysis="' + id + '"]').forEach(function (el) {
@@ -320,13 +277,14 @@
     }
   }
 
-  var live = null;
-
   function bindLive(scope) {
     scope.querySelectorAll("[data-analysis][data-org]").forEach(function (el) {
       if (FINISHED[el.getAttribute("data-status")]) { return; }
-      if (!live) { live = new Live(el.getAttribute("data-org")); }
-      live.watch(el.getAttribute("data-analysis"), parseInt(el.getAttribute("data-seq") || "0", 10));
+      var stream = window.nexow.orgStream(el.getAttribute("data-org"));
+      stream.kind("analysis", {catchUp: catchUp,
+                               apply: function (id, event) { receive(stream, id, event); }})
+        .watch("analysis", el.getAttribute("data-analysis"),
+               parseInt(el.getAttribute("data-seq") || "0", 10));
     });
   }
 

@@ -1,8 +1,9 @@
 /* Nexow deployments, live: rows of the deployments list and the dashboard's card, and the
    deployment page (numbers, chart, books, controls), kept current from the organisation
-   WebSocket. Every deployment event reaches the organisation's group, so the page subscribes to
-   nothing: it follows the deployments it shows by their per-stream sequence numbers, re-fetches
-   a gap from the REST event log and catches up after every reconnection (backoff 1 s to 30 s).
+   WebSocket (nexow.orgStream in portal.js, one socket per page). Every deployment event
+   reaches the organisation's group, so the page subscribes to nothing: it follows the
+   deployments it shows by their per-stream sequence numbers, re-fetches a gap from the REST
+   event log and catches up after every reconnection.
    Loaded as a static file: the Content-Security-Policy forbids inline scripts. */
 (function () {
   "use strict";
@@ -37,77 +38,6 @@
     return {text: money(pnl) + (pct ? " (" + pct + ")" : ""),
             cls: pnl > 0 ? "pos" : (pnl < 0 ? "neg" : "")};
   }
-
-  /* ------------------------------------------------------------------ the event stream --- */
-
-  function Stream(org, apply) {
-    this.org = org;
-    this.apply = apply;
-    this.last = {};        /* deployment id -> last applied seq */
-    this.catching = {};
-    this.socket = null;
-    this.delay = 1000;
-  }
-
-  Stream.prototype.watch = function (id, seq) {
-    if (this.last[id] === undefined || seq > this.last[id]) { this.last[id] = seq; }
-    if (!this.socket) { this.connect(); }
-  };
-
-  Stream.prototype.connect = function () {
-    var self = this;
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + window.location.host + "/ws/v1/orgs/" + this.org + "/");
-    this.socket = socket;
-    socket.addEventListener("open", function () {
-      self.delay = 1000;
-      Object.keys(self.last).forEach(function (id) { self.catchUp(id); });
-    });
-    socket.addEventListener("message", function (msg) {
-      var event;
-      try { event = JSON.parse(msg.data); } catch (e) { return; }
-      if (event.deployment === undefined || event.seq === undefined) { return; }
-      self.receive(String(event.deployment), event);
-    });
-    socket.addEventListener("close", function (closed) {
-      self.socket = null;
-      if (closed.code === 4401 || closed.code === 4404) { return; } /* signed out / no access */
-      window.setTimeout(function () { self.connect(); }, self.delay);
-      self.delay = Math.min(self.delay * 2, 30000);
-    });
-  };
-
-  Stream.prototype.receive = function (id, event) {
-    var last = this.last[id];
-    if (last === undefined || event.seq <= last) { return; }   /* not shown, or already seen */
-    if (event.seq > last + 1) { this.catchUp(id); return; }    /* a gap: re-fetch from REST */
-    this.last[id] = event.seq;
-    this.apply(id, event);
-  };
-
-  Stream.prototype.catchUp = function (id) {
-    var self = this;
-    if (this.catching[id]) { return; }
-    this.catching[id] = true;
-    var url = "/api/v1/orgs/" + this.org + "/deployments/" + id + "/events/?since=" + this.last[id];
-    window.fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
-      .then(function (response) { return response.ok ? response.json() : {events: []}; })
-      .then(function (page) {
-        var events = page.events || [];
-        events.forEach(function (event) {
-          if (event.seq === self.last[id] + 1) {
-            self.last[id] = event.seq;
-            self.apply(id, Object.assign({deployment: Number(id)}, event.payload || {}, event));
-          }
-        });
-        return page.last_seq > self.last[id] && events.length > 0;
-      })
-      .catch(function () { return false; /* the next event or reconnection tries again */ })
-      .then(function (more) {
-        self.catching[id] = false;
-        if (more) { self.catchUp(id); } /* the log had more than one page */
-      });
-  };
 
   /* ------------------------------------------------- rows: the list and the dashboard --- */
 
@@ -285,13 +215,14 @@
     var pageEl = document.querySelector("[data-deployment-page]");
     var page = pageEl ? new DeploymentPage(pageEl) : null;
     var pageId = pageEl ? pageEl.getAttribute("data-deployment") : null;
-    var stream = new Stream(nodes[0].getAttribute("data-org"), function (id, event) {
+    var stream = window.nexow.orgStream(nodes[0].getAttribute("data-org"));
+    stream.kind("deployment", {catchUp: "deployments", apply: function (id, event) {
       updateRows(id, event);
       if (page && id === pageId) { page.apply(event); }
-    });
+    }});
     nodes.forEach(function (el) {
       if (el.getAttribute("data-status") === "stopped") { return; }
-      stream.watch(el.getAttribute("data-deployment"),
+      stream.watch("deployment", el.getAttribute("data-deployment"),
                    parseInt(el.getAttribute("data-seq") || "0", 10));
     });
   });

@@ -169,87 +169,134 @@
     });
   }
 
-  /* ------------------------------------------------ live simulations over the WebSocket --- */
+  /* ----------------------------------------------- the organisation's event stream --- */
 
-  var FINISHED = {succeeded: true, failed: true, cancelled: true};
+  /* One WebSocket per page for every live object it shows: simulations, analyses and
+     deployments. Each object's events carry its stream's sequence number: an event already seen
+     is dropped, a gap is filled from REST, and every (re)connection catches up (backoff 1 s to
+     30 s; none after 4401/4404: signed out, or no access). A kind of object registers the name
+     its events' stream starts with ("simulation" for "simulation.42"), how to apply an event,
+     how to catch up (a REST event log, or a function), and the stream to subscribe to when its
+     events do not reach the organisation's group anyway. The socket is a notification path
+     only: REST is the truth. */
+  var streams = {};
 
-  function Live(org) {
+  function OrgStream(org) {
     this.org = org;
-    this.streams = {};   /* simulation id -> last applied seq */
+    this.kinds = {};     /* field -> {apply, catchUp, subscribe} */
+    this.last = {};      /* "field:id" -> last applied seq */
+    this.busy = {};
     this.socket = null;
     this.delay = 1000;
-    this.catchingUp = {};
   }
 
-  Live.prototype.watch = function (simId, seq) {
-    var known = this.streams[simId];
-    if (known === undefined || seq > known) { this.streams[simId] = seq; }
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) { this.subscribe(simId); }
+  OrgStream.prototype.kind = function (field, spec) {
+    this.kinds[field] = spec;
+    return this;
+  };
+
+  OrgStream.prototype.watch = function (field, id, seq) {
+    var key = field + ":" + id;
+    if (this.last[key] === undefined || seq > this.last[key]) { this.last[key] = seq; }
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) { this.subscribe(field, id); }
     else if (!this.socket) { this.connect(); }
   };
 
-  Live.prototype.subscribe = function (simId) {
-    this.socket.send(JSON.stringify({action: "subscribe", stream: "simulation." + simId}));
+  OrgStream.prototype.seq = function (field, id) { return this.last[field + ":" + id]; };
+
+  OrgStream.prototype.advance = function (field, id, seq) { this.last[field + ":" + id] = seq; };
+
+  OrgStream.prototype.forget = function (field, id) { delete this.last[field + ":" + id]; };
+
+  OrgStream.prototype.subscribe = function (field, id) {
+    var stream = this.kinds[field].subscribe;
+    if (stream) {
+      this.socket.send(JSON.stringify({action: "subscribe", stream: stream + "." + id}));
+    }
   };
 
-  Live.prototype.connect = function () {
+  OrgStream.prototype.connect = function () {
     var self = this;
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/ws/v1/orgs/" + this.org + "/");
     this.socket = socket;
     socket.addEventListener("open", function () {
       self.delay = 1000;
-      Object.keys(self.streams).forEach(function (id) {
-        self.subscribe(id);
-        self.catchUp(id); /* anything missed while disconnected */
+      Object.keys(self.last).forEach(function (key) {
+        var at = key.indexOf(":"), field = key.slice(0, at), id = key.slice(at + 1);
+        self.subscribe(field, id);
+        self.catchUp(field, id); /* anything missed while disconnected */
       });
     });
     socket.addEventListener("message", function (msg) {
       var event;
       try { event = JSON.parse(msg.data); } catch (e) { return; }
-      if (event.simulation === undefined || event.seq === undefined) { return; }
-      self.receive(String(event.simulation), event);
+      /* "stream" is "<kind>.<id>", e.g. "simulation.42". */
+      if (event.seq === undefined || typeof event.stream !== "string") { return; }
+      var dot = event.stream.lastIndexOf(".");
+      var field = event.stream.slice(0, dot);
+      if (dot > 0 && self.kinds[field]) { self.receive(field, event.stream.slice(dot + 1), event); }
     });
     socket.addEventListener("close", function (closed) {
       self.socket = null;
-      if (closed.code === 4401 || closed.code === 4404) { return; } /* signed out / no access */
-      if (!Object.keys(self.streams).length) { return; }
+      if (closed.code === 4401 || closed.code === 4404) { return; }
+      if (!Object.keys(self.last).length) { return; }
       window.setTimeout(function () { self.connect(); }, self.delay);
       self.delay = Math.min(self.delay * 2, 30000);
     });
   };
 
-  Live.prototype.receive = function (simId, event) {
-    var last = this.streams[simId];
-    if (last === undefined || event.seq <= last) { return; }     /* unknown or already seen */
-    if (event.seq > last + 1) { this.catchUp(simId); return; }   /* a gap: re-fetch from REST */
-    this.streams[simId] = event.seq;
-    applyEvent(simId, event);
+  OrgStream.prototype.receive = function (field, id, event) {
+    var last = this.seq(field, id);
+    if (last === undefined || event.seq <= last) { return; }     /* not shown, or already seen */
+    if (event.seq > last + 1) { this.catchUp(field, id); return; } /* a gap: ask REST */
+    this.advance(field, id, event.seq);
+    this.kinds[field].apply(id, event);
   };
 
-  Live.prototype.catchUp = function (simId) {
-    var self = this;
-    if (this.catchingUp[simId]) { return; }
-    this.catchingUp[simId] = true;
-    var url = "/api/v1/orgs/" + this.org + "/simulations/" + simId + "/events/?since=" +
-      this.streams[simId];
-    window.fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
-      .then(function (response) { return response.ok ? response.json() : {events: []}; })
-      .then(function (page) {
-        (page.events || []).forEach(function (event) {
-          if (event.seq === self.streams[simId] + 1) {
-            self.streams[simId] = event.seq;
-            applyEvent(simId, Object.assign({}, event.payload || {}, event));
-          }
-        });
-        return page.last_seq > self.streams[simId] && (page.events || []).length > 0;
-      })
-      .catch(function () { return false; /* the next event or reconnect tries again */ })
+  OrgStream.prototype.catchUp = function (field, id) {
+    var self = this, key = field + ":" + id, spec = this.kinds[field];
+    if (this.busy[key] || this.last[key] === undefined) { return; }
+    this.busy[key] = true;
+    var done = typeof spec.catchUp === "function" ? spec.catchUp(this, id)
+      : this.catchUpFromLog(field, spec.catchUp, id);
+    done.catch(function () { return false; /* the next event or reconnection tries again */ })
       .then(function (more) {
-        self.catchingUp[simId] = false;
-        if (more) { self.catchUp(simId); } /* the log had more than one page */
+        self.busy[key] = false;
+        if (more) { self.catchUp(field, id); } /* the log had more than one page */
       });
   };
+
+  /* The object's REST event log from the last applied seq; resolves to "there is more". */
+  OrgStream.prototype.catchUpFromLog = function (field, path, id) {
+    var self = this, spec = this.kinds[field];
+    var since = this.seq(field, id);
+    var url = "/api/v1/orgs/" + this.org + "/" + path + "/" + id + "/events/?since=" + since;
+    return window.fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
+      .then(function (response) { return response.ok ? response.json() : {events: []}; })
+      .then(function (page) {
+        var events = page.events || [];
+        events.forEach(function (event) {
+          if (event.seq === self.seq(field, id) + 1) {
+            self.advance(field, id, event.seq);
+            var flat = Object.assign({}, event.payload || {}, event);
+            flat[field] = Number(id);
+            spec.apply(id, flat);
+          }
+        });
+        return page.last_seq > self.seq(field, id) && events.length > 0;
+      });
+  };
+
+  /* The page's stream for an organisation (one socket, shared by every kind). */
+  function orgStream(org) {
+    if (!streams[org]) { streams[org] = new OrgStream(org); }
+    return streams[org];
+  }
+
+  /* ------------------------------------------------ live simulations over the WebSocket --- */
+
+  var FINISHED = {succeeded: true, failed: true, cancelled: true};
 
   function applyEvent(simId, event) {
     var status = event.status;
@@ -301,15 +348,15 @@
     window.Plotly.extendTraces(chart, {x: [[event.bar || 0]], y: [[event.equity]]}, [0]);
   });
 
-  var live = null;
-
   function bindLive(scope) {
     var nodes = scope.querySelectorAll("[data-sim][data-org]");
     nodes.forEach(function (el) {
       var status = el.getAttribute("data-status");
       if (status && FINISHED[status]) { return; }
-      if (!live) { live = new Live(el.getAttribute("data-org")); }
-      live.watch(el.getAttribute("data-sim"), parseInt(el.getAttribute("data-seq") || "0", 10));
+      orgStream(el.getAttribute("data-org"))
+        .kind("simulation", {subscribe: "simulation", catchUp: "simulations", apply: applyEvent})
+        .watch("simulation", el.getAttribute("data-sim"),
+               parseInt(el.getAttribute("data-seq") || "0", 10));
     });
   }
 
@@ -341,5 +388,6 @@
     return axis;
   }
 
-  window.nexow = {setTheme: setTheme, currentTheme: currentTheme, moneyAxis: moneyAxis};
+  window.nexow = {setTheme: setTheme, currentTheme: currentTheme, moneyAxis: moneyAxis,
+                  orgStream: orgStream};
 })();
