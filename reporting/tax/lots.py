@@ -218,11 +218,8 @@ class _Engine:
             self.stacks[symbol].append(lot)
         elif method == "hifo":
             if lot.used:
-                for tranche in lot.used:
-                    if tranche.quantity > 0:
-                        self._push_tranche(symbol, tranche)
-                if lot.free.quantity > 0:
-                    self._push_tranche(symbol, lot.free)
+                for tranche in lot.tranches():
+                    self._push_tranche(symbol, tranche)
             else:  # no wash sale reached the lot before it was bought: one tranche
                 free = lot.free
                 self._tie += 1

@@ -11,11 +11,9 @@ a rolled-back event is never seen live. `simulation_event_append` and the deploy
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from nexow_site.realtime import broadcast, org_group, stream_group
 from trading.engine.fingerprint import clean
@@ -43,34 +41,15 @@ def stream_event_append(*, model: type[StreamEvent], field: str, object_id: int,
                            "change")
     parent = model._meta.get_field(field).related_model
     table = parent._meta.db_table
-    payload = clean(payload or {})
-    created_at = timezone.now()
-    if connection.vendor == "postgresql":
-        # One round trip: bump the stream's counter (row-locked until commit) and insert the
-        # event under the new number; no row comes back when the owner does not exist.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH bumped AS (UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "  # noqa: S608 - table names from the models
-                f"RETURNING last_seq) INSERT INTO {model._meta.db_table} "
-                f"({field}_id, seq, type, payload, created_at) "
-                "SELECT %s, last_seq, %s, %s::jsonb, %s FROM bumped RETURNING id, seq",
-                [object_id, object_id, type, json.dumps(payload), created_at])
-            row = cursor.fetchone()
-        if row is None:
-            raise parent.DoesNotExist(f"no {stream_kind} {object_id}")
-        event = model(id=row[0], seq=row[1], type=type, payload=payload, created_at=created_at,
-                      **{f"{field}_id": object_id})
-        event._state.adding = False
-        event._state.db = connection.alias
-    else:  # SQLite: no data-modifying WITH; two statements in the same transaction
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "  # noqa: S608
-                           "RETURNING last_seq", [object_id])
-            row = cursor.fetchone()
-        if row is None:
-            raise parent.DoesNotExist(f"no {stream_kind} {object_id}")
-        event = model.objects.create(**{f"{field}_id": object_id}, seq=row[0], type=type,
-                                     payload=payload, created_at=created_at)
+    with connection.cursor() as cursor:
+        # One round trip: bump the stream's counter and read it back (row-locked until commit).
+        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "
+                       "RETURNING last_seq", [object_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise parent.DoesNotExist(f"no {stream_kind} {object_id}")
+    event = model.objects.create(**{f"{field}_id": object_id}, seq=row[0], type=type,
+                                 payload=clean(payload or {}))
     message = stream_event_message(event, field=field, stream_kind=stream_kind,
                                    organization_id=organization_id)
     groups = [stream_group(stream_kind, object_id), org_group(organization_id)]

@@ -213,13 +213,13 @@
   /* Events of analyses reach the organisation's group (nothing to subscribe to). Their seq
      counts finished children (+1 for the final event), so a gap or a reconnection is caught up
      from the analysis row itself: the socket is a notification path, the row is the truth. */
-  function receive(stream, id, event) {
+  function receive(id, event, stream) {
     apply(id, {done: event.done, failed: event.failed, total: event.total,
                status: FINAL[event.type] || (event.type === "analysis.progress" ? "running" : null)});
     if (FINAL[event.type]) { stream.forget("analysis", id); }
   }
 
-  function catchUp(stream, id) {
+  function catchUp(id, stream) {
     return window.fetch("/api/v1/orgs/" + stream.org + "/analyses/" + id + "/",
                         {credentials: "same-origin", headers: {Accept: "application/json"}})
       .then(function (response) { return response.ok ? response.json() : null; })
@@ -280,9 +280,8 @@
   function bindLive(scope) {
     scope.querySelectorAll("[data-analysis][data-org]").forEach(function (el) {
       if (FINISHED[el.getAttribute("data-status")]) { return; }
-      var stream = window.nexow.orgStream(el.getAttribute("data-org"));
-      stream.kind("analysis", {catchUp: catchUp,
-                               apply: function (id, event) { receive(stream, id, event); }})
+      window.nexow.orgStream(el.getAttribute("data-org"))
+        .kind("analysis", {catchUp: catchUp, apply: receive})
         .watch("analysis", el.getAttribute("data-analysis"),
                parseInt(el.getAttribute("data-seq") || "0", 10));
     });

@@ -175,8 +175,9 @@
      deployments. Each object's events carry its stream's sequence number: an event already seen
      is dropped, a gap is filled from REST, and every (re)connection catches up (backoff 1 s to
      30 s; none after 4401/4404: signed out, or no access). A kind of object registers the name
-     its events' stream starts with ("simulation" for "simulation.42"), how to apply an event,
-     how to catch up (a REST event log, or a function), and the stream to subscribe to when its
+     its events' stream starts with ("simulation" for "simulation.42"), how to apply an event
+     (apply(id, event, stream)), how to catch up (the path of a REST event log, or
+     catchUp(id, stream) resolving to "there is more"), and the stream to subscribe to when its
      events do not reach the organisation's group anyway. The socket is a notification path
      only: REST is the truth. */
   var streams = {};
@@ -251,14 +252,14 @@
     if (last === undefined || event.seq <= last) { return; }     /* not shown, or already seen */
     if (event.seq > last + 1) { this.catchUp(field, id); return; } /* a gap: ask REST */
     this.advance(field, id, event.seq);
-    this.kinds[field].apply(id, event);
+    this.kinds[field].apply(id, event, this);
   };
 
   OrgStream.prototype.catchUp = function (field, id) {
     var self = this, key = field + ":" + id, spec = this.kinds[field];
     if (this.busy[key] || this.last[key] === undefined) { return; }
     this.busy[key] = true;
-    var done = typeof spec.catchUp === "function" ? spec.catchUp(this, id)
+    var done = typeof spec.catchUp === "function" ? spec.catchUp(id, this)
       : this.catchUpFromLog(field, spec.catchUp, id);
     done.catch(function () { return false; /* the next event or reconnection tries again */ })
       .then(function (more) {
@@ -281,7 +282,7 @@
             self.advance(field, id, event.seq);
             var flat = Object.assign({}, event.payload || {}, event);
             flat[field] = Number(id);
-            spec.apply(id, flat);
+            spec.apply(id, flat, self);
           }
         });
         return page.last_seq > self.seq(field, id) && events.length > 0;
